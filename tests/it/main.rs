@@ -1,0 +1,3 @@
+//! One integration-test binary; each module covers one capability against real servers.
+
+mod harness;

@@ -1,0 +1,274 @@
+//! Test harness: real servers on loopback, started by the tests themselves.
+//!
+//! [`pg()`] starts one throwaway PostgreSQL cluster per test binary (initdb into a temp dir,
+//! `127.0.0.1`, a free port, trust auth) and [`PgServer::create_db`] gives every test its own
+//! database, so tests run in parallel without sharing tables. The server is a child of a
+//! dedicated thread with a parent-death signal, so it stops when the test binary exits, even
+//! when the binary is killed.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// A running throwaway PostgreSQL cluster.
+pub struct PgServer {
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub bin_dir: PathBuf,
+    /// Keeps the temp dir alive for the whole test binary.
+    _dir: tempfile::TempDir,
+}
+
+static SERVER: OnceLock<PgServer> = OnceLock::new();
+static DB_COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The test binary's PostgreSQL server, started on first use.
+pub fn pg() -> &'static PgServer {
+    SERVER.get_or_init(|| PgServer::start().expect("start throwaway PostgreSQL"))
+}
+
+/// Where PostgreSQL's server binaries are: `$PG_BIN_DIR`, `pg_config --bindir`, then Debian's
+/// `/usr/lib/postgresql/<newest>/bin`.
+pub fn pg_bin_dir() -> Result<PathBuf, String> {
+    if let Ok(dir) = std::env::var("PG_BIN_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
+        && out.status.success()
+    {
+        let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if dir.join("initdb").exists() {
+            return Ok(dir);
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map_err(|e| {
+            format!("no PostgreSQL server found (/usr/lib/postgresql: {e}): run `make deps`")
+        })?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let v = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    versions.pop().map(|(_, p)| p).ok_or_else(|| {
+        "no PostgreSQL server binaries under /usr/lib/postgresql: run `make deps`".into()
+    })
+}
+
+/// PostgreSQL refuses to run as root: as root, servers run as the `postgres` user.
+fn unprivileged_ids() -> Option<(u32, u32)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let out = Command::new("id").args(["-u", "postgres"]).output().ok()?;
+    let uid = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    let out = Command::new("id").args(["-g", "postgres"]).output().ok()?;
+    let gid = String::from_utf8_lossy(&out.stdout).trim().parse().ok()?;
+    Some((uid, gid))
+}
+
+fn as_server_user(cmd: &mut Command, ids: Option<(u32, u32)>, die_with_parent: bool) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if let Some((uid, gid)) = ids {
+                if libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if die_with_parent {
+                // SIGQUIT: PostgreSQL's immediate shutdown, which also stops its backends.
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT);
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound, read, released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a free port on 127.0.0.1")
+}
+
+impl PgServer {
+    /// initdb + start on a free port; waits until the server accepts connections.
+    pub fn start() -> Result<PgServer, String> {
+        let bin_dir = pg_bin_dir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("snap2dsql-pg-")
+            .tempdir()
+            .map_err(|e| e.to_string())?;
+        let ids = unprivileged_ids();
+        if let Some((uid, gid)) = ids {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))
+                .map_err(|e| e.to_string())?;
+        }
+        let data_dir = dir.path().join("data");
+        let mut initdb = Command::new(bin_dir.join("initdb"));
+        initdb
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(&data_dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        as_server_user(&mut initdb, ids, false);
+        let out = initdb.output().map_err(|e| format!("run initdb: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let port = free_port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let postgres = bin_dir.join("postgres");
+        let data = data_dir.clone();
+        let sock = dir.path().to_path_buf();
+        let log = dir.path().join("server.log");
+        // The server's parent is this thread, which never ends: the parent-death signal then
+        // fires only when the whole test process goes away.
+        std::thread::spawn(move || {
+            let log_file = std::fs::File::create(&log).expect("server log");
+            let mut cmd = Command::new(postgres);
+            cmd.arg("-D")
+                .arg(&data)
+                .args([
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-k",
+                ])
+                .arg(&sock)
+                .args([
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                ])
+                .args(["-c", "max_connections=200", "-c", "shared_buffers=256MB"])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log_file);
+            as_server_user(&mut cmd, ids, true);
+            let child = cmd.spawn();
+            let ok = child.is_ok();
+            tx.send(child.map(|_| ()).map_err(|e| e.to_string())).ok();
+            if ok {
+                loop {
+                    std::thread::park();
+                }
+            }
+        });
+        rx.recv().map_err(|e| e.to_string())??;
+        let server = PgServer {
+            port,
+            data_dir,
+            bin_dir,
+            _dir: dir,
+        };
+        server.wait_ready(Duration::from_secs(30))?;
+        Ok(server)
+    }
+
+    fn wait_ready(&self, timeout: Duration) -> Result<(), String> {
+        let start = Instant::now();
+        loop {
+            let ok = Command::new(self.bin_dir.join("pg_isready"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q"])
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ok {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                let log = std::fs::read_to_string(
+                    self.data_dir
+                        .parent()
+                        .unwrap_or(Path::new("/"))
+                        .join("server.log"),
+                )
+                .unwrap_or_default();
+                return Err(format!("PostgreSQL did not start in {timeout:?}: {log}"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// URL of database `db` on this server.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// Creates a fresh, uniquely named database and returns its URL.
+    pub fn create_db(&self, prefix: &str) -> String {
+        let n = DB_COUNTER.fetch_add(1, Ordering::SeqCst);
+        let name = format!("{prefix}_{}_{n}", std::process::id());
+        self.psql("postgres", &format!("CREATE DATABASE \"{name}\""));
+        self.url(&name)
+    }
+
+    /// Runs SQL through `psql` (for fixtures), panicking with psql's message on failure.
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let out = Command::new(self.bin_dir.join("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-At",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+            ])
+            .args(["-p", &self.port.to_string(), "-d", db, "-c", sql])
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql failed: {}\nSQL: {sql}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// Connects with tokio-postgres (no TLS) and drives the connection in the background.
+pub async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("connect {url}: {e}"));
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    client
+}
+
+/// Database name from a URL made by [`PgServer::create_db`].
+pub fn db_name(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or(url)
+}
