@@ -70,6 +70,18 @@ pub enum Error {
     #[error("source schema {source_name}: {reason}")]
     Schema { source_name: String, reason: String },
 
+    /// A batch of a chunk failed for good (retries exhausted, or not retryable).
+    #[error("chunk {chunk}, {range} into {table}: {why}: {source}")]
+    Batch {
+        chunk: String,
+        range: String,
+        table: String,
+        why: String,
+        class: ErrorClass,
+        #[source]
+        source: Box<Error>,
+    },
+
     /// A user-supplied argument is unusable.
     #[error("{0}")]
     Usage(String),
@@ -126,5 +138,69 @@ impl Error {
             Error::Db { source, .. } => source.code().map(|c| c.code()),
             _ => None,
         }
+    }
+}
+
+/// What a failure means for the caller: retry the transaction, back off, or stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Optimistic concurrency conflict at commit (40001, OC000, OC001): retry the transaction.
+    Conflict,
+    /// The connection broke or the server is restarting (08xxx, 57xxx, closed socket):
+    /// reconnect and retry.
+    Connection,
+    /// Connection limits (53300, 53400): back off, then retry.
+    Throttled,
+    /// A DSQL per-transaction limit (54000): the batch is too big. Retrying as is cannot work.
+    TooBig,
+    /// Bad data (22xxx, 23xxx): retrying cannot work; the message names the rows.
+    Data,
+    /// Anything else: a bug, a permission, a missing table.
+    Fatal,
+}
+
+impl ErrorClass {
+    /// True for classes where the same transaction may succeed when sent again.
+    pub fn is_retryable(self) -> bool {
+        matches!(self, ErrorClass::Conflict | ErrorClass::Connection | ErrorClass::Throttled)
+    }
+}
+
+/// Classifies a SQLSTATE (or DSQL's `OC000`/`OC001` surfaced as one).
+pub fn classify_sqlstate(code: &str) -> ErrorClass {
+    match code {
+        "40001" | "OC000" | "OC001" => ErrorClass::Conflict,
+        "53300" | "53400" => ErrorClass::Throttled,
+        "54000" => ErrorClass::TooBig,
+        c if c.starts_with("08") || c.starts_with("57") => ErrorClass::Connection,
+        c if c.starts_with("22") || c.starts_with("23") => ErrorClass::Data,
+        _ => ErrorClass::Fatal,
+    }
+}
+
+impl Error {
+    /// How the caller should treat this error; decided by SQLSTATE, never by message text.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::Db { source, .. } => match source.code() {
+                Some(code) => classify_sqlstate(code.code()),
+                // No SQLSTATE: the socket closed, an I/O error, a TLS failure mid-stream.
+                None if source.is_closed()
+                    || std::error::Error::source(source)
+                        .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some()) =>
+                {
+                    ErrorClass::Connection
+                }
+                None => ErrorClass::Fatal,
+            },
+            Error::Convert { .. } | Error::Orphan { .. } => ErrorClass::Data,
+            Error::Batch { class, .. } => *class,
+            _ => ErrorClass::Fatal,
+        }
+    }
+
+    /// True when sending the same work again may succeed.
+    pub fn is_retryable(&self) -> bool {
+        self.class().is_retryable()
     }
 }

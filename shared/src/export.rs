@@ -427,3 +427,89 @@ impl Export {
 pub fn object_file_name(key: &str) -> &str {
     file_name(key)
 }
+
+/// The Parquet physical representation the export uses for a PostgreSQL type
+/// (`aurora-export.md`): only integers, floats, booleans and bytea are typed.
+pub fn expected_arrow_kind(t: &PgType) -> &'static str {
+    match t {
+        PgType::SmallInt | PgType::Integer => "int32",
+        PgType::BigInt => "int64",
+        PgType::Real => "float",
+        PgType::Double => "double",
+        PgType::Boolean => "boolean",
+        PgType::Bytea => "binary",
+        _ => "string",
+    }
+}
+
+/// The kind of an Arrow column as the export writes it, or `None` for anything else.
+pub fn arrow_kind(dt: &arrow::datatypes::DataType) -> Option<&'static str> {
+    use arrow::datatypes::DataType as D;
+    Some(match dt {
+        D::Int16 | D::Int32 => "int32",
+        D::Int64 => "int64",
+        D::Float32 => "float",
+        D::Float64 => "double",
+        D::Boolean => "boolean",
+        D::Binary | D::LargeBinary | D::BinaryView => "binary",
+        D::Utf8 | D::LargeUtf8 | D::Utf8View => "string",
+        _ => return None,
+    })
+}
+
+/// Checks one part file's columns against the table's metadata: the same names, and for each
+/// the Parquet type the export writes for its `originalType`.
+pub fn check_columns(table: &ExportTable, file: &str, footer: &Footer) -> Result<()> {
+    let file_meta = footer.metadata.file_metadata();
+    let schema = parquet::arrow::parquet_to_arrow_schema(
+        file_meta.schema_descr(),
+        file_meta.key_value_metadata(),
+    )
+    .map_err(|e| Error::Parquet {
+        file: file.to_string(),
+        reason: format!("schema not readable as Arrow: {e}"),
+    })?;
+    for c in &table.columns {
+        let Ok(field) = schema.field_with_name(&c.column_name) else {
+            return Err(Error::Parquet {
+                file: file.to_string(),
+                reason: format!(
+                    "column {:?} of table {} is in the metadata but not in this file (file has: {})",
+                    c.column_name,
+                    table.qualified(),
+                    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            });
+        };
+        let pg = c.pg_type().map_err(|e| Error::Metadata {
+            file: "export_tables_info_*.json".into(),
+            reason: format!("{}.{}: {e}", table.qualified(), c.column_name),
+        })?;
+        let want = expected_arrow_kind(&pg);
+        let got = arrow_kind(field.data_type());
+        if got != Some(want) {
+            return Err(Error::Parquet {
+                file: file.to_string(),
+                reason: format!(
+                    "column {:?} is {} in Parquet, but its originalType {:?} is exported as {want}",
+                    c.column_name,
+                    field.data_type(),
+                    c.original_type
+                ),
+            });
+        }
+    }
+    for f in schema.fields() {
+        if !table.columns.iter().any(|c| &c.column_name == f.name()) {
+            return Err(Error::Parquet {
+                file: file.to_string(),
+                reason: format!(
+                    "column {:?} is in this file but not in the metadata of table {}",
+                    f.name(),
+                    table.qualified()
+                ),
+            });
+        }
+    }
+    Ok(())
+}

@@ -4,10 +4,31 @@
 //! - [`store`]: where the export lives (local directory or S3).
 //! - [`export`]: the export's layout and metadata: tables, columns, part files, footers.
 //! - [`types`]: PostgreSQL types as the export records them, and their DSQL targets.
+//! - [`schema`]: constraints and indexes of the source, from a live database or a DDL file.
+//! - [`mapping`]: `mapping.toml`, the reviewed description of the migration.
+//! - [`plan`]: export + schema -> mapping, with a report of every decision and guess.
+//! - [`keys`]: the deterministic UUID a rewritten integer key becomes.
+//! - [`ddl`]: target DDL for DSQL or PostgreSQL.
+//! - [`chunk`]: the export cut into units of loading work, from footers alone.
+//! - [`target`]: connections to PostgreSQL or DSQL (IAM token, verify-full TLS).
+//! - [`migrate`]: the steps around chunks: prepare the target, load all, post-load, count.
+//! - [`load`]: one chunk into the target exactly once (ledger), inside DSQL's limits.
+//! - [`db`]: connections to the source and the target.
 //! - [`error`]: the one error type, with file/row group/row/column locations.
+pub mod db;
+pub mod chunk;
+pub mod convert;
+pub mod ddl;
 pub mod error;
 pub mod export;
+pub mod keys;
+pub mod load;
+pub mod mapping;
+pub mod migrate;
+pub mod plan;
+pub mod schema;
 pub mod store;
+pub mod target;
 pub mod types;
 
 pub use error::{Error, Result};

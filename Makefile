@@ -1,0 +1,28 @@
+# snap2dsql: `make demo` rehearses the storefront migration locally; `make test` runs the suite.
+# Both install what they need (scripts/deps.sh) and are safe to run again.
+SHELL := /bin/bash
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/snap2dsql-target
+CARGO ?= cargo
+CUSTOMERS ?= 10000
+ORDERS ?= 100000
+
+.PHONY: deps build test lint demo clean
+
+deps:
+	@bash scripts/deps.sh
+
+build: deps
+	$(CARGO) build --release -p snap2dsql-cli
+
+lint: deps
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+test: deps lint
+	$(CARGO) test --workspace
+
+demo: build
+	CUSTOMERS=$(CUSTOMERS) ORDERS=$(ORDERS) bash scripts/demo.sh
+
+clean:
+	rm -rf .work

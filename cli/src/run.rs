@@ -1,0 +1,154 @@
+//! `run`, `load` and `status`: library calls in order, with progress and a summary.
+
+use crate::args::{ExportArgs, RunArgs, StatusArgs};
+use crate::report::TableBars;
+use snap2dsql::chunk::plan_chunks_with;
+use snap2dsql::error::{Error, Result};
+use snap2dsql::export::Export;
+use snap2dsql::load::{LoadContext, LoadOptions};
+use snap2dsql::mapping::Mapping;
+use snap2dsql::migrate;
+use snap2dsql::schema::SourceSchema;
+use snap2dsql::target::Target;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The given mapping, or a fresh plan of the export.
+async fn mapping_for(args: &ExportArgs, mapping: &Option<PathBuf>, export: &Export) -> Result<Mapping> {
+    match mapping {
+        Some(path) => Mapping::load(path),
+        None => {
+            let schema = match &args.source_schema {
+                Some(s) => Some(SourceSchema::load(s).await?),
+                None => None,
+            };
+            let plan = snap2dsql::plan::plan(export, schema.as_ref()).await?;
+            for g in &plan.report.guesses {
+                eprintln!("guess: {g}");
+            }
+            for w in &plan.report.warnings {
+                eprintln!("warning: {w}");
+            }
+            plan.mapping.validate("planned mapping")?;
+            Ok(plan.mapping)
+        }
+    }
+}
+
+/// The JSON summary of a run (`--report`).
+#[derive(serde::Serialize)]
+struct RunReport {
+    export_id: String,
+    migration: String,
+    target: String,
+    seconds: f64,
+    rows_per_second: f64,
+    chunks: usize,
+    tables: Vec<migrate::TableResult>,
+    orphans: Vec<snap2dsql::load::orphans::OrphanReport>,
+    post_load_statements: usize,
+    ok: bool,
+}
+
+pub async fn run(a: RunArgs, full: bool) -> Result<ExitCode> {
+    let started = Instant::now();
+    let options = LoadOptions {
+        batch_rows: a.batch_rows,
+        batch_bytes: a.batch_bytes,
+        connections: a.concurrency,
+        max_attempts: a.max_attempts,
+        ..LoadOptions::default()
+    };
+    options.validate()?;
+    let export = Export::open(&a.export.export, a.export.database.as_deref()).await?;
+    let mapping = mapping_for(&a.export, &a.mapping, &export).await?;
+    let target = Target::parse(&a.target).await?;
+    migrate::prepare_target(&target, &mapping, a.create_tables).await?;
+    if a.guard_dsql_limits {
+        migrate::install_guard(&target, &mapping, a.inject_conflicts).await?;
+    } else if a.inject_conflicts > 0.0 {
+        return Err(Error::Usage("--inject-conflicts needs --guard-dsql-limits".into()));
+    }
+    let chunks = plan_chunks_with(&export, &mapping, a.chunk_rows, snap2dsql::chunk::CHUNK_MAX_BYTES).await?;
+    let (orphans, orphan_reports) = snap2dsql::load::orphans::scan(&export, &mapping).await?;
+    for r in &orphan_reports {
+        eprintln!(
+            "orphans: {} rows of {}.{} reference a missing {} row: loaded per on_orphan = {:?}",
+            r.count, r.table, r.column, r.parent, r.on_orphan
+        );
+    }
+    let ctx = LoadContext {
+        export: Arc::new(export),
+        mapping: Arc::new(mapping),
+        target,
+        orphans,
+        options,
+    };
+    let bars = TableBars::new(&ctx.mapping, &chunks);
+    let load_started = Instant::now();
+    let outcomes = migrate::load_chunks(&ctx, &chunks, a.parallel_chunks, &|table, rows| bars.add(table, rows)).await;
+    bars.finish();
+    let outcomes = outcomes?;
+    let load_seconds = load_started.elapsed().as_secs_f64();
+    let written: u64 = outcomes.iter().map(|o| o.rows_written).sum();
+    let post_load = if full { migrate::post_load(&ctx.target, &ctx.mapping).await? } else { 0 };
+    let counts = migrate::count_target(&ctx.target, &ctx.mapping).await?;
+    let tables = migrate::summarise(&ctx.mapping, &chunks, &outcomes, &counts);
+    let ok = tables.iter().all(|t| t.status == "ok");
+    crate::report::print_run(&tables, load_seconds, written, full);
+    let report = RunReport {
+        export_id: ctx.export.info.export_task_identifier.clone(),
+        migration: ctx.mapping.migration.id.clone(),
+        target: ctx.target.display().to_string(),
+        seconds: started.elapsed().as_secs_f64(),
+        rows_per_second: if load_seconds > 0.0 { written as f64 / load_seconds } else { 0.0 },
+        chunks: chunks.len(),
+        tables,
+        orphans: orphan_reports,
+        post_load_statements: post_load,
+        ok,
+    };
+    if let Some(path) = &a.report {
+        let json = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::Usage(format!("cannot write the report: {e}")))?;
+        std::fs::write(path, json).map_err(|e| Error::io(path, e))?;
+    }
+    if ok {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("error: some tables do not hold the rows the export holds (see the table above)");
+        Ok(ExitCode::from(1))
+    }
+}
+
+pub async fn status(a: StatusArgs) -> Result<ExitCode> {
+    let export = Export::open(&a.export.export, a.export.database.as_deref()).await?;
+    let mapping = mapping_for(&a.export, &a.mapping, &export).await?;
+    let target = Target::parse(&a.target).await?;
+    let chunks = snap2dsql::chunk::plan_chunks(&export, &mapping).await?;
+    let client = target.connect().await?;
+    let done = snap2dsql::load::ledger::progress(&client, &mapping.migration.id).await?;
+    println!(
+        "{:<36} {:>12} {:>12} {:>7} {:>13} {:>8}",
+        "table", "rows", "loaded", "%", "chunks", "batches"
+    );
+    let mut complete = true;
+    for t in &mapping.tables {
+        let expected: u64 = chunks.iter().filter(|c| c.table == t.source).map(|c| c.rows).sum();
+        let n_chunks = chunks.iter().filter(|c| c.table == t.source).count();
+        let (chunks_started, batches, loaded) = done
+            .iter()
+            .find(|(name, ..)| name == &t.source)
+            .map(|(_, c, b, r)| (*c, *b, *r))
+            .unwrap_or((0, 0, 0));
+        let pct = if expected == 0 { 100.0 } else { loaded as f64 * 100.0 / expected as f64 };
+        complete &= loaded == expected;
+        println!(
+            "{:<36} {:>12} {:>12} {:>6.1}% {:>6}/{:<6} {:>8}",
+            t.source, expected, loaded, pct, chunks_started, n_chunks, batches
+        );
+    }
+    Ok(if complete { ExitCode::SUCCESS } else { ExitCode::from(3) })
+}

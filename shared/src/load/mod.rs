@@ -1,0 +1,504 @@
+//! Loading: one chunk into the target, exactly once, inside DSQL's per-transaction limits.
+//!
+//! [`load_chunk`] reads the chunk's row groups as a stream of record batches (a projection of the
+//! mapped columns, bounded batch size: memory does not grow with the file), encodes rows into
+//! binary COPY batches bounded by rows and by bytes, and hands them to a few writer connections.
+//! Each batch is one transaction: its ledger row, then `COPY ... FROM STDIN (FORMAT binary)`,
+//! then COMMIT. Conflicts and lost connections retry the transaction with backoff; a DSQL limit
+//! (54000) or bad data stops the chunk with the batch or row named.
+//!
+//! Running twice: the ledger lists the committed row ranges of the chunk; a rerun skips them
+//! (whole row groups are not even read) and writes only the rest. A finished chunk writes nothing.
+
+pub mod encode;
+pub mod guard;
+pub mod ledger;
+pub mod orphans;
+pub mod read;
+
+use crate::chunk::Chunk;
+use crate::ddl::qualified;
+use crate::error::{Error, ErrorClass, Result};
+use crate::export::Export;
+use crate::mapping::{Mapping, TableMapping};
+use crate::target::{CONNECTION_MAX_AGE, Target};
+use bytes::Bytes;
+use encode::{COPY_HEADER, COPY_TRAILER, Orphans, RowEncoder};
+use futures::{SinkExt, StreamExt};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Default rows per transaction: under DSQL's 3,000 with room for the ledger row and for
+/// secondary-index entries should DSQL count them (`dsql.md` says that is unknown).
+pub const DEFAULT_BATCH_ROWS: usize = 2_500;
+/// Hard ceiling on rows per transaction, ledger row included.
+pub const DSQL_MAX_ROWS: usize = 3_000;
+/// Default encoded bytes per transaction: well under DSQL's 10 MiB, whatever DSQL's own
+/// accounting adds per row.
+pub const DEFAULT_BATCH_BYTES: usize = 4 * 1024 * 1024;
+/// Default writer connections per chunk.
+pub const DEFAULT_CONNECTIONS: usize = 4;
+/// Default attempts per batch before giving up on a retryable error.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+/// Rows per Arrow record batch read from Parquet: bounds memory independently of file size.
+pub const READ_BATCH_ROWS: usize = 8_192;
+
+/// Tunables of a load.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub batch_rows: usize,
+    pub batch_bytes: usize,
+    pub connections: usize,
+    pub max_attempts: u32,
+    /// First retry delay; doubles each attempt (capped at 5 s), with full jitter.
+    pub backoff_base: Duration,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            batch_rows: DEFAULT_BATCH_ROWS,
+            batch_bytes: DEFAULT_BATCH_BYTES,
+            connections: DEFAULT_CONNECTIONS,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            backoff_base: Duration::from_millis(50),
+        }
+    }
+}
+
+impl LoadOptions {
+    /// Refuses settings that would break DSQL's limits.
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_rows == 0 || self.batch_rows + 1 > DSQL_MAX_ROWS {
+            return Err(Error::Usage(format!(
+                "batch rows {} must be 1 to {} (DSQL's {DSQL_MAX_ROWS} rows per transaction include the ledger row)",
+                self.batch_rows,
+                DSQL_MAX_ROWS - 1
+            )));
+        }
+        if self.batch_bytes < 64 * 1024 || self.batch_bytes > 8 * 1024 * 1024 {
+            return Err(Error::Usage(format!(
+                "batch bytes {} must be 64 KiB to 8 MiB (DSQL refuses transactions over 10 MiB)",
+                self.batch_bytes
+            )));
+        }
+        if self.connections == 0 {
+            return Err(Error::Usage("connections must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Everything a chunk load needs, shared by all chunks of a run.
+#[derive(Clone)]
+pub struct LoadContext {
+    pub export: Arc<Export>,
+    pub mapping: Arc<Mapping>,
+    pub target: Target,
+    pub orphans: Orphans,
+    pub options: LoadOptions,
+}
+
+/// What loading one chunk did.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct ChunkOutcome {
+    pub chunk: String,
+    pub table: String,
+    pub rows_written: u64,
+    pub rows_already_committed: u64,
+    pub batches_written: u64,
+    pub retries: u64,
+    /// Orphan references loaded as NULL or as a dangling key, per the mapping.
+    pub orphans_loaded: u64,
+}
+
+struct Batch {
+    first_row: u64,
+    rows: usize,
+    data: Bytes,
+}
+
+/// Loads one chunk exactly once (see the module doc). `progress` gets committed row counts.
+pub async fn load_chunk(
+    ctx: &LoadContext,
+    chunk: &Chunk,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<ChunkOutcome> {
+    ctx.options.validate()?;
+    let table = ctx.mapping.table(&chunk.table).ok_or_else(|| Error::Mapping {
+        file: "mapping".into(),
+        reason: format!("chunk {} is of table {}, which the mapping does not name", chunk.id, chunk.table),
+    })?;
+    let control = ctx.target.connect().await?;
+    let committed = ledger::committed_ranges(&control, &ctx.mapping.migration.id, &chunk.id).await?;
+    drop(control);
+    let already: u64 = committed.iter().map(|(a, b)| b - a).sum();
+    let mut outcome = ChunkOutcome {
+        chunk: chunk.id.clone(),
+        table: chunk.table.clone(),
+        rows_already_committed: already,
+        ..Default::default()
+    };
+    if already >= chunk.rows {
+        progress(0);
+        return Ok(outcome);
+    }
+
+    let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(ctx.options.connections * 2);
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let copy_sql = copy_statement(table);
+    let written = Arc::new(AtomicU64::new(0));
+    let retries = Arc::new(AtomicU64::new(0));
+    let batches = Arc::new(AtomicU64::new(0));
+    let mut writers = tokio::task::JoinSet::new();
+    for _ in 0..ctx.options.connections {
+        let w = Writer {
+            target: ctx.target.clone(),
+            options: ctx.options.clone(),
+            migration: ctx.mapping.migration.id.clone(),
+            table: chunk.table.clone(),
+            chunk: chunk.id.clone(),
+            copy_sql: copy_sql.clone(),
+            client: None,
+            written: written.clone(),
+            retries: retries.clone(),
+            batches: batches.clone(),
+        };
+        let rx = rx.clone();
+        writers.spawn(w.run(rx));
+    }
+
+    let file = ctx.export.store.display(&chunk.file);
+    let produce = produce_batches(ctx, table, chunk, &committed, file, tx);
+    tokio::pin!(produce);
+    let mut produced: Option<u64> = None;
+    let mut first_error: Option<Error> = None;
+    let mut reported = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            r = &mut produce, if produced.is_none() => {
+                match r {
+                    Ok(n) => produced = Some(n),
+                    Err(e) => {
+                        // Stop the writers: nothing more will come, and the reader's error wins.
+                        writers.abort_all();
+                        first_error.get_or_insert(e);
+                        produced = Some(0);
+                    }
+                }
+            }
+            joined = writers.join_next() => {
+                match joined {
+                    None => break,
+                    Some(Ok(Ok(()))) => {}
+                    Some(Ok(Err(e))) => {
+                        if first_error.is_none() {
+                            first_error = Some(e);
+                        }
+                        writers.abort_all();
+                    }
+                    Some(Err(join)) if join.is_cancelled() => {}
+                    Some(Err(join)) => {
+                        first_error.get_or_insert(Error::Usage(format!("writer task failed: {join}")));
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                let now = written.load(Ordering::Relaxed);
+                if now > reported {
+                    progress(now - reported);
+                    reported = now;
+                }
+            }
+        }
+    }
+    let now = written.load(Ordering::Relaxed);
+    if now > reported {
+        progress(now - reported);
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let orphans_loaded = produced.unwrap_or(0);
+    outcome.rows_written = written.load(Ordering::Relaxed);
+    outcome.batches_written = batches.load(Ordering::Relaxed);
+    outcome.retries = retries.load(Ordering::Relaxed);
+    outcome.orphans_loaded = orphans_loaded;
+    Ok(outcome)
+}
+
+/// `COPY "schema"."table" ("a", "b", ...) FROM STDIN (FORMAT binary)` for a table mapping.
+pub fn copy_statement(table: &TableMapping) -> String {
+    let cols: Vec<String> = table.target_columns().iter().map(|c| crate::ddl::ident(c)).collect();
+    format!(
+        "COPY {} ({}) FROM STDIN (FORMAT binary)",
+        qualified(&table.target_schema, &table.target_name),
+        cols.join(", ")
+    )
+}
+
+/// Reads, encodes and cuts batches; returns the number of orphan references loaded.
+async fn produce_batches(
+    ctx: &LoadContext,
+    table: &TableMapping,
+    chunk: &Chunk,
+    committed: &[(u64, u64)],
+    file: String,
+    tx: tokio::sync::mpsc::Sender<Batch>,
+) -> Result<u64> {
+    let mut encoder = RowEncoder::new(&ctx.mapping, table, &ctx.orphans, file.clone())?;
+    let covered = |r: u64| committed.iter().any(|(a, b)| r >= *a && r < *b);
+    // Row groups entirely committed are not read at all.
+    let mut offsets = Vec::new();
+    let mut selected = Vec::new();
+    let mut offset = 0u64;
+    for (i, n) in chunk.row_group_rows.iter().enumerate() {
+        let fully = *n > 0 && committed.iter().any(|(a, b)| *a <= offset && offset + n <= *b);
+        if !fully && *n > 0 {
+            selected.push(chunk.row_group_start + i);
+            offsets.push((offset, *n));
+        }
+        offset += n;
+    }
+    if selected.is_empty() {
+        return Ok(0);
+    }
+    let columns = encoder.source_columns().iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let mut stream = read::open(&ctx.export, chunk, selected, &columns, READ_BATCH_ROWS).await?;
+    let max_rows = ctx.options.batch_rows;
+    let max_bytes = ctx.options.batch_bytes;
+    let mut buf: Vec<u8> = Vec::with_capacity(max_bytes + 64 * 1024);
+    buf.extend_from_slice(COPY_HEADER);
+    let mut rows = 0usize;
+    let mut first_row = 0u64;
+    let mut rg = 0usize;
+    let mut in_rg = 0u64;
+    let send = |buf: &mut Vec<u8>, first_row: u64, rows: usize| {
+        let mut data = std::mem::replace(buf, Vec::with_capacity(max_bytes + 64 * 1024));
+        data.extend_from_slice(COPY_TRAILER);
+        buf.extend_from_slice(COPY_HEADER);
+        Batch {
+            first_row,
+            rows,
+            data: Bytes::from(data),
+        }
+    };
+    while let Some(batch) = stream.next().await {
+        let batch = batch.map_err(|e| Error::Parquet {
+            file: file.clone(),
+            reason: format!("unreadable data in row groups {}..{}: {e}", chunk.row_group_start, chunk.row_group_end),
+        })?;
+        let arrays = encoder.arrays(&batch)?;
+        for r in 0..batch.num_rows() {
+            while rg < offsets.len() && in_rg >= offsets[rg].1 {
+                rg += 1;
+                in_rg = 0;
+            }
+            let Some((rg_offset, _)) = offsets.get(rg).copied() else {
+                return Err(Error::Parquet {
+                    file: file.clone(),
+                    reason: "more rows than the footer announces".into(),
+                });
+            };
+            let chunk_row = rg_offset + in_rg;
+            in_rg += 1;
+            if covered(chunk_row) {
+                if rows > 0 {
+                    let b = send(&mut buf, first_row, rows);
+                    rows = 0;
+                    if tx.send(b).await.is_err() {
+                        return Ok(encoder.orphans_loaded);
+                    }
+                }
+                continue;
+            }
+            if rows > 0 && first_row + rows as u64 != chunk_row {
+                // A gap (skipped rows) ends the batch: a batch is one contiguous range.
+                let b = send(&mut buf, first_row, rows);
+                rows = 0;
+                if tx.send(b).await.is_err() {
+                    return Ok(encoder.orphans_loaded);
+                }
+            }
+            let start = buf.len();
+            encoder.encode_row(&arrays, r, chunk, chunk_row, &mut buf)?;
+            if rows > 0 && (rows + 1 > max_rows || buf.len() + COPY_TRAILER.len() > max_bytes) {
+                // This row does not fit: close the batch before it and start the next with it.
+                let row_bytes = buf[start..].to_vec();
+                buf.truncate(start);
+                let b = send(&mut buf, first_row, rows);
+                buf.extend_from_slice(&row_bytes);
+                rows = 0;
+                if tx.send(b).await.is_err() {
+                    return Ok(encoder.orphans_loaded);
+                }
+            }
+            if rows == 0 {
+                first_row = chunk_row;
+            }
+            rows += 1;
+        }
+    }
+    let expected: u64 = offsets.iter().map(|(_, n)| n).sum();
+    let seen: u64 = offsets[..rg.min(offsets.len())].iter().map(|(_, n)| n).sum::<u64>() + in_rg;
+    if seen != expected {
+        return Err(Error::Parquet {
+            file,
+            reason: format!("the footer announces {expected} rows in the selected row groups, the data holds {seen}"),
+        });
+    }
+    if rows > 0 {
+        let b = send(&mut buf, first_row, rows);
+        let _ = tx.send(b).await;
+    }
+    Ok(encoder.orphans_loaded)
+}
+
+struct Writer {
+    target: Target,
+    options: LoadOptions,
+    migration: String,
+    table: String,
+    chunk: String,
+    copy_sql: String,
+    client: Option<(tokio_postgres::Client, Instant)>,
+    written: Arc<AtomicU64>,
+    retries: Arc<AtomicU64>,
+    batches: Arc<AtomicU64>,
+}
+
+/// Exponential backoff with full jitter: a random delay up to `base * 2^attempt`, capped at 5 s.
+pub fn backoff(base: Duration, attempt: u32) -> Duration {
+    let cap = Duration::from_secs(5);
+    let ceiling = base.saturating_mul(1u32 << attempt.min(16)).min(cap);
+    let ms = ceiling.as_millis().max(1) as u64;
+    Duration::from_millis(rand::random_range(ms / 2..=ms))
+}
+
+impl Writer {
+    async fn run(mut self, rx: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Batch>>>) -> Result<()> {
+        loop {
+            let batch = { rx.lock().await.recv().await };
+            let Some(batch) = batch else {
+                return Ok(());
+            };
+            self.write(&batch).await?;
+        }
+    }
+
+    async fn client(&mut self) -> Result<&mut tokio_postgres::Client> {
+        let stale = match &self.client {
+            Some((c, since)) => c.is_closed() || since.elapsed() > CONNECTION_MAX_AGE,
+            None => true,
+        };
+        if stale {
+            self.client = Some((self.target.connect().await?, Instant::now()));
+        }
+        match &mut self.client {
+            Some((c, _)) => Ok(c),
+            None => Err(Error::Usage("no connection".into())),
+        }
+    }
+
+    /// One batch, one transaction; retried while the failure is retryable.
+    async fn write(&mut self, batch: &Batch) -> Result<()> {
+        let range = format!("rows {}..{}", batch.first_row, batch.first_row + batch.rows as u64);
+        let mut attempt = 0;
+        loop {
+            let result = self.try_write(batch).await;
+            let err = match result {
+                Ok(()) => {
+                    self.written.fetch_add(batch.rows as u64, Ordering::Relaxed);
+                    self.batches.fetch_add(1, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Err(e) => e,
+            };
+            // Connection lost at COMMIT leaves the outcome unknown; a duplicate-key error may be
+            // a concurrent writer of the same batch. The ledger tells which.
+            let class = err.class();
+            if class == ErrorClass::Connection || err.sqlstate() == Some("23505") {
+                self.client = None;
+                if let Ok(true) = self.is_committed(batch).await {
+                    return Ok(());
+                }
+            }
+            attempt += 1;
+            if !class.is_retryable() || attempt >= self.options.max_attempts {
+                let why = match class {
+                    ErrorClass::TooBig => "a DSQL transaction limit was hit: the batch bounds are too large (a bug in batch sizing, or --batch-rows/--batch-bytes set too high)",
+                    ErrorClass::Data => "the target refused the data",
+                    _ if class.is_retryable() => "retries exhausted",
+                    _ => "failed",
+                };
+                return Err(Error::Batch {
+                    chunk: self.chunk.clone(),
+                    range,
+                    table: self.table.clone(),
+                    why: why.to_string(),
+                    class,
+                    source: Box::new(err),
+                });
+            }
+            self.retries.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(chunk = %self.chunk, %range, attempt, class = ?class, "retrying batch");
+            if class == ErrorClass::Connection {
+                self.client = None;
+            }
+            tokio::time::sleep(backoff(self.options.backoff_base, attempt)).await;
+        }
+    }
+
+    async fn is_committed(&mut self, batch: &Batch) -> Result<bool> {
+        let (migration, chunk) = (self.migration.clone(), self.chunk.clone());
+        let client = self.client().await?;
+        let ranges = ledger::committed_ranges(client, &migration, &chunk).await?;
+        Ok(ranges.iter().any(|(a, _)| *a == batch.first_row))
+    }
+
+    async fn try_write(&mut self, batch: &Batch) -> Result<()> {
+        let fingerprint = xxhash_rust::xxh3::xxh3_64(&batch.data) as i64;
+        let (migration, table, chunk, copy_sql) = (
+            self.migration.clone(),
+            self.table.clone(),
+            self.chunk.clone(),
+            self.copy_sql.clone(),
+        );
+        let client = self.client().await?;
+        let ctx = |what: &str| format!("{what} (chunk {chunk}, first row {})", batch.first_row);
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| Error::db(ctx("begin"), e))?;
+        tx.execute(
+            ledger::INSERT,
+            &[
+                &migration,
+                &table,
+                &chunk,
+                &(batch.first_row as i64),
+                &(batch.rows as i32),
+                &(batch.data.len() as i64),
+                &fingerprint,
+            ],
+        )
+        .await
+        .map_err(|e| Error::db(ctx("record the batch in the ledger"), e))?;
+        let sink = tx
+            .copy_in::<_, Bytes>(copy_sql.as_str())
+            .await
+            .map_err(|e| Error::db(ctx("start COPY"), e))?;
+        futures::pin_mut!(sink);
+        sink.send(batch.data.clone())
+            .await
+            .map_err(|e| Error::db(ctx("send COPY data"), e))?;
+        sink.as_mut()
+            .finish()
+            .await
+            .map_err(|e| Error::db(ctx("COPY"), e))?;
+        tx.commit().await.map_err(|e| Error::db(ctx("commit"), e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,168 @@
+//! The migration's steps above single chunks: prepare the target, load every chunk, build the
+//! post-load indexes, count. `snap2dsql run`/`load` call these in order; the Lambdas call one each.
+
+use crate::chunk::Chunk;
+use crate::ddl::{self, Dialect};
+use crate::error::{Error, Result};
+use crate::load::{self, ChunkOutcome, LoadContext};
+use crate::mapping::Mapping;
+use crate::target::Target;
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The DDL dialect a target speaks.
+pub fn dialect_of(target: &Target) -> Dialect {
+    if target.is_dsql() { Dialect::Dsql } else { Dialect::Postgres }
+}
+
+/// Creates the ledger and, when asked, the schemas and tables (one statement per transaction).
+///
+/// Running twice: every statement is `IF NOT EXISTS`.
+pub async fn prepare_target(target: &Target, mapping: &Mapping, create_tables: bool) -> Result<()> {
+    let client = target.connect().await?;
+    load::ledger::ensure(&client).await?;
+    if create_tables {
+        for st in ddl::create_statements(mapping, dialect_of(target)) {
+            if let Err(e) = client.batch_execute(&st.sql).await
+                && !e.code().is_some_and(|c| ddl::is_already_done(c.code()))
+            {
+                return Err(Error::db(format!("create {}", st.what), e));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Installs the DSQL guard on a PostgreSQL target (refused for a DSQL target: it has no
+/// triggers, and needs no emulation of itself).
+pub async fn install_guard(target: &Target, mapping: &Mapping, occ_fraction: f64) -> Result<()> {
+    if target.is_dsql() {
+        return Err(Error::Usage(
+            "--guard-dsql-limits is for PostgreSQL stand-ins; a DSQL target enforces its limits itself".into(),
+        ));
+    }
+    let client = target.connect().await?;
+    let tables: Vec<(String, String)> = mapping
+        .tables
+        .iter()
+        .map(|t| (t.target_schema.clone(), t.target_name.clone()))
+        .collect();
+    load::guard::install(&client, &tables, occ_fraction).await
+}
+
+/// Loads `chunks`, up to `parallel` at a time; `progress(table, rows)` gets committed rows.
+/// Stops at the first failed chunk (committed batches stay recorded: a rerun resumes).
+pub async fn load_chunks(
+    ctx: &LoadContext,
+    chunks: &[Chunk],
+    parallel: usize,
+    progress: &(dyn Fn(&str, u64) + Sync),
+) -> Result<Vec<ChunkOutcome>> {
+    futures::stream::iter(chunks)
+        .map(|chunk| async move {
+            load::load_chunk(ctx, chunk, &|rows| progress(&chunk.table, rows)).await
+        })
+        .buffer_unordered(parallel.max(1))
+        .try_collect()
+        .await
+}
+
+/// Runs the post-load DDL: secondary indexes (DSQL: `CREATE INDEX ASYNC`, then waits for each
+/// job), then foreign keys when the mapping asks.
+///
+/// Running twice: indexes are `IF NOT EXISTS`; an existing constraint (42710) counts as done.
+pub async fn post_load(target: &Target, mapping: &Mapping) -> Result<usize> {
+    let client = target.connect().await?;
+    let statements = ddl::post_load_statements(mapping, dialect_of(target));
+    for st in &statements {
+        if st.async_job {
+            let messages = client
+                .simple_query(&st.sql)
+                .await
+                .map_err(|e| Error::db(format!("create {}", st.what), e))?;
+            let job = messages.iter().find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+                _ => None,
+            });
+            if let Some(job) = job {
+                let wait = format!("SELECT sys.wait_for_job('{}')", job.replace('\'', "''"));
+                client
+                    .simple_query(&wait)
+                    .await
+                    .map_err(|e| Error::db(format!("wait for {} (job {job})", st.what), e))?;
+            }
+        } else if let Err(e) = client.batch_execute(&st.sql).await
+            && !e.code().is_some_and(|c| ddl::is_already_done(c.code()))
+        {
+            return Err(Error::db(format!("create {}", st.what), e));
+        }
+    }
+    Ok(statements.len())
+}
+
+/// Rows per target table, by `count(*)`.
+pub async fn count_target(target: &Target, mapping: &Mapping) -> Result<BTreeMap<String, u64>> {
+    let client = target.connect().await?;
+    let mut out = BTreeMap::new();
+    for t in &mapping.tables {
+        let sql = format!("SELECT count(*) FROM {}", ddl::qualified(&t.target_schema, &t.target_name));
+        let row = client
+            .query_one(sql.as_str(), &[])
+            .await
+            .map_err(|e| Error::db(format!("count {}", t.target()), e))?;
+        let n: i64 = row.get(0);
+        out.insert(t.source.clone(), n as u64);
+    }
+    Ok(out)
+}
+
+/// One table's line in the run summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableResult {
+    pub source: String,
+    pub target: String,
+    pub rows_in_export: u64,
+    pub rows_in_target: u64,
+    pub rows_written: u64,
+    pub rows_already_loaded: u64,
+    pub orphans_loaded: u64,
+    pub retries: u64,
+    pub status: String,
+}
+
+/// Sums chunk outcomes and counts per table into the summary lines.
+pub fn summarise(
+    mapping: &Mapping,
+    chunks: &[Chunk],
+    outcomes: &[ChunkOutcome],
+    counts: &BTreeMap<String, u64>,
+) -> Vec<TableResult> {
+    mapping
+        .tables
+        .iter()
+        .map(|t| {
+            let expected: u64 = chunks.iter().filter(|c| c.table == t.source).map(|c| c.rows).sum();
+            let mine = outcomes.iter().filter(|o| o.table == t.source);
+            let (mut written, mut already, mut orphans, mut retries) = (0, 0, 0, 0);
+            for o in mine {
+                written += o.rows_written;
+                already += o.rows_already_committed;
+                orphans += o.orphans_loaded;
+                retries += o.retries;
+            }
+            let in_target = counts.get(&t.source).copied().unwrap_or(0);
+            TableResult {
+                source: t.source.clone(),
+                target: t.target(),
+                rows_in_export: expected,
+                rows_in_target: in_target,
+                rows_written: written,
+                rows_already_loaded: already,
+                orphans_loaded: orphans,
+                retries,
+                status: if in_target == expected { "ok".into() } else { "count mismatch".into() },
+            }
+        })
+        .collect()
+}
