@@ -172,7 +172,7 @@ fn relation_name(rv: &RangeVar) -> String {
 
 /// PostgreSQL's `makeObjectName`: `name1_name2_label`, shortening the longer of the first two
 /// parts until the whole fits in an identifier.
-fn object_name(name1: &str, name2: &str, label: &str) -> String {
+pub(super) fn object_name(name1: &str, name2: &str, label: &str) -> String {
     let overhead = label.len() + 1 + usize::from(!name2.is_empty());
     let avail = MAX_IDENTIFIER.saturating_sub(overhead);
     let (mut n1, mut n2) = (name1.len(), name2.len());
