@@ -4,7 +4,8 @@
 //! - [`store`]: where the export lives (local directory or S3).
 //! - [`export`]: the export's layout and metadata: tables, columns, part files, footers.
 //! - [`types`]: PostgreSQL types as the export records them, and their DSQL targets.
-//! - [`schema`]: constraints and indexes of the source, from a live database or a DDL file.
+//! - [`schema`]: the source schema (keys, NOT NULL, serials, enums, indexes) from a DDL file or a
+//!   live database.
 //! - [`mapping`]: `mapping.toml`, the reviewed description of the migration.
 //! - [`plan`]: export + schema -> mapping, with a report of every decision and guess.
 //! - [`keys`]: the deterministic UUID a rewritten integer key becomes.
@@ -13,11 +14,13 @@
 //! - [`target`]: connections to PostgreSQL or DSQL (IAM token, verify-full TLS).
 //! - [`migrate`]: the steps around chunks: prepare the target, load all, post-load, count.
 //! - [`load`]: one chunk into the target exactly once (ledger), inside DSQL's limits.
-//! - [`db`]: connections to the source and the target.
+//! - [`db`]: connections to the source.
+//! - [`convert`]: exported values into PostgreSQL's binary form of the target type.
+//! - [`local_export`]: a live PostgreSQL database written out as an Aurora export, for rehearsals.
 //! - [`error`]: the one error type, with file/row group/row/column locations.
-pub mod db;
 pub mod chunk;
 pub mod convert;
+pub mod db;
 pub mod ddl;
 pub mod error;
 pub mod export;

@@ -1,0 +1,305 @@
+//! Reading the source schema from a live database's `pg_catalog`.
+//!
+//! The queries mirror what `pg_dump --schema-only` writes, so that the result equals
+//! [`SourceSchema::from_ddl`](super::SourceSchema::from_ddl) of a dump of the same database:
+//! tables that belong to an extension are left out (pg_dump leaves them to CREATE EXTENSION),
+//! indexes behind a constraint are the constraint's, and foreign keys a partition inherits
+//! from its partitioned table are left to the partitioned table (pg_dump writes them once).
+
+use super::{ColumnSchema, ForeignKey, IndexDef, SourceSchema, TableSchema, qualify};
+use crate::error::{Error, Result};
+use crate::types::PgType;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio_postgres::config::SslMode;
+
+/// The schemas that hold no user tables.
+const USER_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
+     AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'";
+
+/// Connects to the source database: plain TCP with `sslmode=disable`, otherwise TLS checked
+/// against the system's root certificates (TLS is tried and dropped with the default `prefer`
+/// only when the server does not offer it).
+pub(super) async fn connect(url: &str) -> Result<tokio_postgres::Client> {
+    let shown = redact(url);
+    let config: tokio_postgres::Config = url.parse().map_err(|e| Error::Schema {
+        source_name: shown.clone(),
+        reason: format!("unreadable database url: {e}"),
+    })?;
+    let context = || format!("connect to source database {shown}");
+    if config.get_ssl_mode() == SslMode::Disable {
+        let (client, conn) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| Error::db(context(), e))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::warn!("source database connection: {e}");
+            }
+        });
+        return Ok(client);
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| Error::Schema {
+        source_name: shown.clone(),
+        reason: format!("tls setup: {e}"),
+    })?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let (client, conn) = config
+        .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
+        .await
+        .map_err(|e| Error::db(context(), e))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::warn!("source database connection: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// The URL with its password masked, fit for messages and logs.
+pub(super) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_string();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+/// Reads every user table of the connected database (order-free lists not yet sorted).
+pub(super) async fn read(
+    client: &tokio_postgres::Client,
+    source_name: &str,
+) -> Result<SourceSchema> {
+    let query = |what: &str| format!("source schema {source_name}: read {what}");
+    let mut schema = SourceSchema::default();
+
+    let rows = client
+        .query(
+            &format!(
+                "SELECT n.nspname, t.typname, e.enumlabel::text
+                 FROM pg_catalog.pg_type t
+                 JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+                 JOIN pg_catalog.pg_enum e ON e.enumtypid = t.oid
+                 WHERE {USER_SCHEMAS}
+                 ORDER BY n.nspname, t.typname, e.enumsortorder"
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| Error::db(query("enum types"), e))?;
+    for row in rows {
+        let name = qualify(row.get(0), row.get(1));
+        schema.enums.entry(name).or_default().push(row.get(2));
+    }
+
+    let rows = client
+        .query(
+            &format!(
+                "SELECT c.oid, n.nspname, c.relname
+                 FROM pg_catalog.pg_class c
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+                 WHERE c.relkind IN ('r', 'p') AND {USER_SCHEMAS}
+                   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                                   WHERE d.classid = 'pg_catalog.pg_class'::regclass
+                                     AND d.objid = c.oid AND d.deptype = 'e')"
+            ),
+            &[],
+        )
+        .await
+        .map_err(|e| Error::db(query("tables"), e))?;
+    // Keyed by oid while the other catalogs refer to tables by oid.
+    let mut tables: BTreeMap<u32, (String, TableSchema)> = rows
+        .iter()
+        .map(|row| {
+            (
+                row.get(0),
+                (qualify(row.get(1), row.get(2)), TableSchema::default()),
+            )
+        })
+        .collect();
+
+    let rows = client
+        .query(
+            "SELECT a.attrelid, a.attname,
+                    pg_catalog.format_type(a.atttypid, a.atttypmod),
+                    (t.typcategory = 'A' AND t.typelem <> 0) AS is_array,
+                    bt.typtype::text, bn.nspname, bt.typname,
+                    a.attnotnull, a.attidentity IN ('a', 'd') AS identity,
+                    pg_catalog.pg_get_expr(d.adbin, d.adrelid)
+             FROM pg_catalog.pg_attribute a
+             JOIN pg_catalog.pg_class c ON c.oid = a.attrelid AND c.relkind IN ('r', 'p')
+             JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
+             JOIN pg_catalog.pg_type bt ON bt.oid = CASE
+                 WHEN t.typcategory = 'A' AND t.typelem <> 0 THEN t.typelem ELSE t.oid END
+             JOIN pg_catalog.pg_namespace bn ON bn.oid = bt.typnamespace
+             LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+             WHERE a.attnum > 0 AND NOT a.attisdropped
+             ORDER BY a.attrelid, a.attnum",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::db(query("columns"), e))?;
+    let enums = schema.enums.clone();
+    for row in rows {
+        let Some((_, t)) = tables.get_mut(&row.get::<_, u32>(0)) else {
+            continue;
+        };
+        let default: Option<String> = row.get(9);
+        t.columns.push(ColumnSchema {
+            name: row.get(1),
+            data_type: column_type(
+                row.get(2),
+                row.get(3),
+                row.get(4),
+                row.get(5),
+                row.get(6),
+                &enums,
+            ),
+            not_null: row.get(7),
+            serial: row.get::<_, bool>(8)
+                || default
+                    .as_deref()
+                    .is_some_and(super::ddl::default_is_nextval),
+        });
+    }
+
+    let rows = client
+        .query(
+            "SELECT con.conrelid, con.conname, con.contype::text,
+                    ARRAY(SELECT a.attname::text
+                          FROM unnest(con.conkey) WITH ORDINALITY k(attnum, i)
+                          JOIN pg_catalog.pg_attribute a
+                            ON a.attrelid = con.conrelid AND a.attnum = k.attnum
+                          ORDER BY k.i),
+                    rn.nspname, rc.relname,
+                    ARRAY(SELECT a.attname::text
+                          FROM unnest(con.confkey) WITH ORDINALITY k(attnum, i)
+                          JOIN pg_catalog.pg_attribute a
+                            ON a.attrelid = con.confrelid AND a.attnum = k.attnum
+                          ORDER BY k.i)
+             FROM pg_catalog.pg_constraint con
+             LEFT JOIN pg_catalog.pg_class rc ON rc.oid = con.confrelid
+             LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
+             WHERE con.contype IN ('p', 'u')
+                OR (con.contype = 'f' AND con.conparentid = 0)
+             ORDER BY con.conrelid, con.conname",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::db(query("constraints"), e))?;
+    for row in rows {
+        let Some((_, t)) = tables.get_mut(&row.get::<_, u32>(0)) else {
+            continue;
+        };
+        let columns: Vec<String> = row.get(3);
+        match row.get::<_, &str>(2) {
+            "p" => t.primary_key = columns,
+            "u" => t.unique.push(columns),
+            _ => {
+                let (Some(ns), Some(rel)) = (row.get::<_, Option<&str>>(4), row.get(5)) else {
+                    continue;
+                };
+                t.foreign_keys.push(ForeignKey {
+                    name: row.get(1),
+                    columns,
+                    ref_table: qualify(ns, rel),
+                    ref_columns: row.get(6),
+                });
+            }
+        }
+    }
+
+    let rows = client
+        .query(
+            "SELECT i.indrelid, ic.relname, i.indisunique,
+                    ARRAY(SELECT a.attname::text
+                          FROM unnest(i.indkey::int2[]) WITH ORDINALITY k(attnum, o)
+                          JOIN pg_catalog.pg_attribute a
+                            ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                          WHERE k.o <= i.indnkeyatts
+                          ORDER BY k.o),
+                    am.amname = 'btree'
+                      AND i.indexprs IS NULL AND i.indpred IS NULL
+                      AND i.indnatts = i.indnkeyatts
+                      AND NOT EXISTS (SELECT 1 FROM unnest(i.indoption::int2[]) o WHERE o <> 0)
+                      AND NOT EXISTS (SELECT 1 FROM unnest(i.indclass::oid[]) k(opc)
+                                      JOIN pg_catalog.pg_opclass oc ON oc.oid = k.opc
+                                      WHERE NOT oc.opcdefault)
+                      AND NOT EXISTS (SELECT 1
+                                      FROM unnest(i.indkey::int2[], i.indcollation::oid[]) k(attnum, coll)
+                                      JOIN pg_catalog.pg_attribute a
+                                        ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                                      WHERE k.coll <> a.attcollation)
+             FROM pg_catalog.pg_index i
+             JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
+             JOIN pg_catalog.pg_am am ON am.oid = ic.relam
+             WHERE (i.indisvalid OR ic.relkind = 'I')
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint con
+                               WHERE con.conrelid = i.indrelid AND con.conindid = i.indexrelid
+                                 AND con.contype IN ('p', 'u', 'x'))",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::db(query("indexes"), e))?;
+    for row in rows {
+        let Some((_, t)) = tables.get_mut(&row.get::<_, u32>(0)) else {
+            continue;
+        };
+        t.indexes.push(IndexDef {
+            name: row.get(1),
+            columns: row.get(3),
+            unique: row.get(2),
+            plain: row.get(4),
+        });
+    }
+    schema.tables = tables.into_values().collect();
+    Ok(schema)
+}
+
+/// A column's type from the catalog, spelled the way the DDL reader spells the same type:
+/// built-in types by `format_type`, enums by their qualified name, other user-defined types as
+/// `schema.name` plus modifiers.
+fn column_type(
+    formatted: String,
+    is_array: bool,
+    kind: &str,
+    schema: &str,
+    name: &str,
+    enums: &BTreeMap<String, Vec<String>>,
+) -> PgType {
+    let qualified = qualify(schema, name);
+    let base = if kind == "e" && enums.contains_key(&qualified) {
+        PgType::Enum(qualified)
+    } else if schema == "pg_catalog" {
+        if name == "interval" {
+            // `interval day to second(3)`: fields are not part of the model.
+            PgType::Interval
+        } else {
+            return PgType::parse(&formatted).unwrap_or(PgType::Other(formatted));
+        }
+    } else {
+        let scalar = formatted.strip_suffix("[]").unwrap_or(&formatted);
+        let mods = match scalar.rfind('(') {
+            Some(open) if scalar.ends_with(')') => &scalar[open..],
+            _ => "",
+        };
+        PgType::Other(format!("{qualified}{mods}"))
+    };
+    if is_array {
+        PgType::Array(Box::new(base))
+    } else {
+        base
+    }
+}
