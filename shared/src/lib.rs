@@ -3,10 +3,13 @@
 //! The modules follow the data:
 //! - [`store`]: where the export lives (local directory or S3).
 //! - [`export`]: the export's layout and metadata: tables, columns, part files, footers.
+//! - [`local_export`]: a live PostgreSQL database written out as Aurora would export it (rehearsals,
+//!   tests).
 //! - [`types`]: PostgreSQL types as the export records them, and their DSQL targets.
 //! - [`error`]: the one error type, with file/row group/row/column locations.
 pub mod error;
 pub mod export;
+pub mod local_export;
 pub mod store;
 pub mod types;
 
