@@ -14,7 +14,10 @@
 //!   as it was) `DateStyle` is `ISO, MDY`, `IntervalStyle` `postgres`, `extra_float_digits` `1`
 //!   (PostgreSQL's built-in default: shortest exact floats), `TimeZone` `UTC` and `bytea_output`
 //!   `hex`: string columns then hold PostgreSQL's default text output whatever the server or role
-//!   configuration says, and `timestamptz` values are in UTC like the export's.
+//!   configuration says, and `timestamptz` values are in UTC like the export's. `row_security`
+//!   is `off`, so a table whose row-level security policies would hide rows from the connected
+//!   role fails the export (a snapshot holds every row) instead of silently losing rows, and
+//!   `statement_timeout` is `0` so a role's timeout cannot cut a long table short.
 //! - **Types.** `smallint`, `integer`, `bigint`, `real`, `double precision`, `boolean` and `bytea`
 //!   are written natively (INT32 annotated INT(16), INT32, INT64, FLOAT, DOUBLE, BOOLEAN, BINARY);
 //!   every other type is a UTF8 string holding its text output (`col::text`). The choice follows
@@ -279,17 +282,42 @@ pub async fn local_export(
              SET LOCAL IntervalStyle = 'postgres';
              SET LOCAL extra_float_digits = 1;
              SET LOCAL TimeZone = 'UTC';
-             SET LOCAL bytea_output = 'hex';",
+             SET LOCAL bytea_output = 'hex';
+             SET LOCAL row_security = off;
+             SET LOCAL statement_timeout = 0;",
         )
         .await
         .map_err(|e| Error::db("starting the export's repeatable read transaction", e))?;
-    let result = export_in_transaction(client, out, opts, progress).await;
+    let result = match check_transaction(client).await {
+        Ok(()) => export_in_transaction(client, out, opts, progress).await,
+        Err(e) => Err(e),
+    };
     // Read-only: rolling back ends the transaction without writing anything, also after errors.
     let end = client.batch_execute("ROLLBACK").await;
     let (summary, statuses, total_bytes) = result?;
     end.map_err(|e| Error::db("ending the export's transaction", e))?;
     write_metadata(out, opts, &summary, statuses, total_bytes, started).await?;
     Ok(summary)
+}
+
+/// A `BEGIN` inside an open transaction only warns and keeps the outer transaction's isolation:
+/// refuse rather than export from a snapshot that is not one.
+async fn check_transaction(client: &Client) -> Result<()> {
+    let row = client
+        .query_one(
+            "SELECT pg_catalog.current_setting('transaction_isolation'),
+                    pg_catalog.current_setting('transaction_read_only')",
+            &[],
+        )
+        .await
+        .map_err(|e| Error::db("checking the export's transaction", e))?;
+    let (isolation, read_only): (String, String) = (row.get(0), row.get(1));
+    if isolation != "repeatable read" || read_only != "on" {
+        return Err(Error::Usage(format!(
+            "the connection was already in a transaction ({isolation}, read only {read_only}): local-export needs its own repeatable read transaction"
+        )));
+    }
+    Ok(())
 }
 
 fn check_options(opts: &LocalExportOptions) -> Result<()> {

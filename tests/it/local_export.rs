@@ -775,3 +775,86 @@ async fn a_database_without_tables_is_still_a_readable_export() {
     assert!(export.tables.is_empty());
     assert_eq!(export.database, db_name(&url));
 }
+
+#[tokio::test]
+async fn rows_committed_during_the_export_are_not_in_it() {
+    let url = pg().create_db("lx_snapshot");
+    let db = db_name(&url).to_string();
+    pg().psql(
+        &db,
+        "CREATE TABLE a (id int); INSERT INTO a SELECT generate_series(1, 10);
+         CREATE TABLE b (id int); INSERT INTO b SELECT generate_series(1, 10);",
+    );
+    let client = connect(&url).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    // Once table a is written and before b is read, another session commits rows into both.
+    let summary = local_export(&client, &out, &LocalExportOptions::new("s"), &|t, _| {
+        if t == "public.a" && !done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            pg().psql(
+                &db,
+                "INSERT INTO a VALUES (11); INSERT INTO b VALUES (11); DELETE FROM b WHERE id = 1;",
+            );
+        }
+    })
+    .await
+    .unwrap();
+    assert!(done.into_inner());
+    let rows: Vec<(String, u64)> = summary
+        .tables
+        .iter()
+        .map(|t| (t.table.clone(), t.rows))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![("public.a".to_string(), 10), ("public.b".to_string(), 10)]
+    );
+    let export = open(&out).await;
+    let batch = read_table(&export, export.table("public.b").unwrap());
+    let ids = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<Int32Array>()
+        .unwrap();
+    let mut ids: Vec<i32> = ids.values().to_vec();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=10).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn row_level_security_fails_the_export_instead_of_hiding_rows() {
+    let url = pg().create_db("lx_rls");
+    let db = db_name(&url);
+    let role = format!("{db}_reader");
+    pg().psql(
+        db,
+        &format!(
+            "CREATE ROLE \"{role}\" LOGIN;
+             CREATE TABLE secret (id int, owner text);
+             INSERT INTO secret VALUES (1, '{role}'), (2, 'someone else');
+             ALTER TABLE secret ENABLE ROW LEVEL SECURITY;
+             CREATE POLICY mine ON secret USING (owner = current_user);
+             GRANT SELECT ON secret TO \"{role}\";"
+        ),
+    );
+    let reader_url = url.replace("postgres://postgres@", &format!("postgres://{role}@"));
+    let client = connect(&reader_url).await;
+    let visible: i64 = client
+        .query_one("SELECT count(*) FROM secret", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(visible, 1, "the policy hides a row from this role");
+    let dir = tempfile::tempdir().unwrap();
+    let err = local_export(
+        &client,
+        dir.path(),
+        &LocalExportOptions::new("r"),
+        &|_, _| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("public.secret"), "{err}");
+    assert!(!dir.path().join("export_info_r.json").exists());
+}
