@@ -273,6 +273,7 @@ pub async fn local_export(
     progress: &(dyn Fn(&str, u64) + Sync),
 ) -> Result<LocalExportSummary> {
     check_options(opts)?;
+    check_no_open_transaction(client).await?;
     prepare_out_dir(out).await?;
     let started = chrono::Utc::now();
     client
@@ -288,10 +289,7 @@ pub async fn local_export(
         )
         .await
         .map_err(|e| Error::db("starting the export's repeatable read transaction", e))?;
-    let result = match check_transaction(client).await {
-        Ok(()) => export_in_transaction(client, out, opts, progress).await,
-        Err(e) => Err(e),
-    };
+    let result = export_in_transaction(client, out, opts, progress).await;
     // Read-only: rolling back ends the transaction without writing anything, also after errors.
     let end = client.batch_execute("ROLLBACK").await;
     let (summary, statuses, total_bytes) = result?;
@@ -300,22 +298,31 @@ pub async fn local_export(
     Ok(summary)
 }
 
-/// A `BEGIN` inside an open transaction only warns and keeps the outer transaction's isolation:
-/// refuse rather than export from a snapshot that is not one.
-async fn check_transaction(client: &Client) -> Result<()> {
-    let row = client
-        .query_one(
-            "SELECT pg_catalog.current_setting('transaction_isolation'),
-                    pg_catalog.current_setting('transaction_read_only')",
-            &[],
-        )
+/// A `BEGIN` inside an open transaction only warns and keeps the outer transaction (and its
+/// snapshot), and the final `ROLLBACK` would end the caller's work: refuse such a connection
+/// before touching it. Outside a transaction block every statement is the first of its own
+/// transaction, where `statement_timestamp()` equals `now()`; inside one, a later statement's
+/// differs.
+async fn check_no_open_transaction(client: &Client) -> Result<()> {
+    // The simple query protocol: one message, so one statement start (the extended protocol
+    // restarts the statement clock at each message).
+    let messages = client
+        .simple_query("SELECT (pg_catalog.statement_timestamp() <> pg_catalog.now())::text")
         .await
-        .map_err(|e| Error::db("checking the export's transaction", e))?;
-    let (isolation, read_only): (String, String) = (row.get(0), row.get(1));
-    if isolation != "repeatable read" || read_only != "on" {
-        return Err(Error::Usage(format!(
-            "the connection was already in a transaction ({isolation}, read only {read_only}): local-export needs its own repeatable read transaction"
-        )));
+        .map_err(|e| {
+            Error::db(
+                "checking that the connection is not inside a transaction",
+                e,
+            )
+        })?;
+    let in_transaction = messages.iter().any(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0) == Some("true"),
+        _ => false,
+    });
+    if in_transaction {
+        return Err(Error::Usage(
+            "the connection is inside a transaction: local-export needs its own repeatable read transaction (commit or roll back first)".into(),
+        ));
     }
     Ok(())
 }

@@ -858,3 +858,30 @@ async fn row_level_security_fails_the_export_instead_of_hiding_rows() {
     assert!(err.to_string().contains("public.secret"), "{err}");
     assert!(!dir.path().join("export_info_r.json").exists());
 }
+
+#[tokio::test]
+async fn a_connection_inside_a_transaction_is_refused_and_left_alone() {
+    let url = pg().create_db("lx_outer");
+    pg().psql(db_name(&url), "CREATE TABLE t (id int)");
+    let client = connect(&url).await;
+    client
+        .batch_execute("BEGIN; CREATE TEMP TABLE mine (id int) ON COMMIT DROP; SELECT 1;")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let err = local_export(
+        &client,
+        &dir.path().join("o"),
+        &LocalExportOptions::new("o"),
+        &|_, _| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("inside a transaction"), "{err}");
+    // The caller's transaction is still open and still holds its work.
+    client
+        .batch_execute("INSERT INTO mine VALUES (1)")
+        .await
+        .unwrap();
+    client.batch_execute("COMMIT").await.unwrap();
+}
