@@ -23,7 +23,9 @@
 //!   every other type is a UTF8 string holding its text output (`col::text`). The choice follows
 //!   `information_schema.columns.data_type`, the `originalType` of the metadata, so the file and
 //!   the metadata never disagree; that view resolves a domain to its base type, so a domain over
-//!   `integer` is written as INT32. `character(n)` goes through its output function
+//!   `integer` is written as INT32 (`aurora-export.md` lists domains among strings; a loader
+//!   driven by `originalType` would then be handed text for an `integer` column, so the metadata
+//!   wins here). `character(n)` goes through its output function
 //!   (`bpcharout`), which keeps the blank padding `::text` would strip, as a client reading the
 //!   column would see it.
 //! - **Streaming.** Rows arrive by `COPY (SELECT ...) TO STDOUT (FORMAT binary)` and become Arrow
@@ -44,7 +46,9 @@
 //!   keeps an entry in `perTableStatus` with a non-COMPLETE status and a `warningMessage`, and is
 //!   listed in [`LocalExportSummary::skipped`]. Tables with no columns are skipped too (there is
 //!   nothing to write and no type mapping to record).
-//! - **All or nothing.** `out` must be empty or absent. The metadata files are written last, so
+//! - **All or nothing.** `out` must be empty or absent, and the connection must not be inside a
+//!   transaction (its snapshot would not be the export's, and the export's final `ROLLBACK`
+//!   would end the caller's work). The metadata files are written last, so
 //!   an export that failed half-way has no `export_info_*.json` and is never mistaken for a
 //!   complete one.
 
@@ -266,6 +270,10 @@ const BAD_COLUMN_CHARS: &[char] = &[',', ';', '{', '}', '(', ')', '=', '\n', '\t
 ///
 /// `progress` is called with `schema.table` and the rows written so far for it, after each batch
 /// and once when the table is done. See the module documentation for the layout and the choices.
+///
+/// Fails (with the table and column named) on a database error, an unreadable value, or a file
+/// that cannot be written; fails before touching anything when `out` holds files or the
+/// connection is inside a transaction. A failed export leaves no `export_info_*.json`.
 pub async fn local_export(
     client: &Client,
     out: &Path,
