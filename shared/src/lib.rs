@@ -3,6 +3,8 @@
 //! The modules follow the data:
 //! - [`store`]: where the export lives (local directory or S3).
 //! - [`export`]: the export's layout and metadata: tables, columns, part files, footers.
+//! - [`local_export`]: a live PostgreSQL database written out as Aurora would export it (rehearsals,
+//!   tests).
 //! - [`types`]: PostgreSQL types as the export records them, and their DSQL targets.
 //! - [`schema`]: the source schema (keys, NOT NULL, serials, enums, indexes) from a DDL file or a
 //!   live database.
@@ -16,7 +18,6 @@
 //! - [`load`]: one chunk into the target exactly once (ledger), inside DSQL's limits.
 //! - [`db`]: connections to the source.
 //! - [`convert`]: exported values into PostgreSQL's binary form of the target type.
-//! - [`local_export`]: a live PostgreSQL database written out as an Aurora export, for rehearsals.
 //! - [`error`]: the one error type, with file/row group/row/column locations.
 pub mod chunk;
 pub mod convert;
@@ -30,6 +31,7 @@ pub mod mapping;
 pub mod migrate;
 pub mod plan;
 pub mod schema;
+pub mod local_export;
 pub mod store;
 pub mod target;
 pub mod types;
