@@ -1,3 +1,4 @@
 //! One integration-test binary; each module covers one capability against real servers.
 
+mod convert_pg;
 mod harness;

@@ -329,7 +329,7 @@ pub fn encode_f32(v: f32, dst: &PgType, out: &mut Vec<u8>) -> Result<(), Convert
         PgType::Numeric { precision, scale } => float_to_numeric(
             v.is_nan(),
             v.is_infinite(),
-            |b| write!(b, "{v:e}"),
+            |b| shortest_f32(v, b),
             *precision,
             *scale,
             out,
@@ -337,7 +337,7 @@ pub fn encode_f32(v: f32, dst: &PgType, out: &mut Vec<u8>) -> Result<(), Convert
         t if is_textlike(t) => {
             let mut buf = StackBuf::new();
             pg_float_text(&mut buf, v.is_nan(), v.is_infinite(), v < 0.0, true, |b| {
-                write!(b, "{v:e}")
+                shortest_f32(v, b)
             });
             encode_textlike(dst, buf.as_str(), out)
         }
@@ -360,7 +360,7 @@ pub fn encode_f64(v: f64, dst: &PgType, out: &mut Vec<u8>) -> Result<(), Convert
         PgType::Numeric { precision, scale } => float_to_numeric(
             v.is_nan(),
             v.is_infinite(),
-            |b| write!(b, "{v:e}"),
+            |b| shortest_f64(v, b),
             *precision,
             *scale,
             out,
@@ -368,7 +368,7 @@ pub fn encode_f64(v: f64, dst: &PgType, out: &mut Vec<u8>) -> Result<(), Convert
         t if is_textlike(t) => {
             let mut buf = StackBuf::new();
             pg_float_text(&mut buf, v.is_nan(), v.is_infinite(), v < 0.0, false, |b| {
-                write!(b, "{v:e}")
+                shortest_f64(v, b)
             });
             encode_textlike(dst, buf.as_str(), out)
         }
@@ -729,9 +729,97 @@ fn float_to_numeric(
     numeric::encode_numeric_text(buf.as_str(), precision, scale, out)
 }
 
+/// The fewest significant digits that read back as `v`, the closest such (ties to even), in
+/// `{:e}` form: PostgreSQL's Ryu output. Rust's own shortest `{:e}` differs in two ways: on exact
+/// ties it rounds the last digit up, and it accepts a spelling that lies exactly on the bound of
+/// `v`'s rounding interval, which Ryu (as built into PostgreSQL) excludes.
+fn shortest_f64(v: f64, out: &mut StackBuf) -> std::fmt::Result {
+    let bits = v.abs().to_bits();
+    let (exp, frac) = ((bits >> 52) as i32, bits & ((1 << 52) - 1));
+    let bounds = float_bounds(exp, frac, 52, 1075);
+    for p in 0..17 {
+        let mut b = StackBuf::new();
+        write!(b, "{v:.p$e}")?;
+        if b.as_str().parse::<f64>() == Ok(v) && !on_bound(b.as_str(), &bounds) {
+            *out = b;
+            return Ok(());
+        }
+    }
+    write!(out, "{v:.16e}")
+}
+
+/// [`shortest_f64`] for real.
+fn shortest_f32(v: f32, out: &mut StackBuf) -> std::fmt::Result {
+    let bits = u64::from(v.abs().to_bits());
+    let (exp, frac) = ((bits >> 23) as i32, bits & ((1 << 23) - 1));
+    let bounds = float_bounds(exp, frac, 23, 150);
+    for p in 0..9 {
+        let mut b = StackBuf::new();
+        write!(b, "{v:.p$e}")?;
+        if b.as_str().parse::<f32>() == Ok(v) && !on_bound(b.as_str(), &bounds) {
+            *out = b;
+            return Ok(());
+        }
+    }
+    write!(out, "{v:.8e}")
+}
+
+/// The two bounds of a positive float's rounding interval (the midpoints to its neighbours),
+/// each as `odd * 2^k`. `exp`/`frac` are the raw IEEE fields; `bias` includes the mantissa bits.
+fn float_bounds(exp: i32, frac: u64, mant_bits: u32, bias: i32) -> [(u64, i32); 2] {
+    let (m, e) = if exp == 0 {
+        (frac, 1 - bias)
+    } else {
+        (frac | (1 << mant_bits), exp - bias)
+    };
+    let upper = (2 * m + 1, e - 1);
+    // Just above a power of two, the gap below is half the gap above.
+    let lower = if frac == 0 && exp > 1 {
+        (4 * m - 1, e - 2)
+    } else {
+        ((2 * m).saturating_sub(1), e - 1)
+    };
+    [upper, lower]
+}
+
+/// Whether `{:e}` text `s` (`-d.ddde-x`) is exactly one of `bounds` (`odd * 2^k`).
+fn on_bound(s: &str, bounds: &[(u64, i32); 2]) -> bool {
+    let s = s.trim_start_matches('-');
+    let (mant, exp) = s.split_once('e').unwrap_or((s, "0"));
+    let Ok(exp) = exp.parse::<i32>() else {
+        return false;
+    };
+    let frac_digits = mant.split_once('.').map_or(0, |(_, f)| f.len()) as i32;
+    let mut d: u64 = 0;
+    for c in mant.bytes().filter(u8::is_ascii_digit) {
+        d = d * 10 + u64::from(c - b'0');
+    }
+    if d == 0 {
+        return false;
+    }
+    // s = d * 10^e10 = odd(d) * 5^e10 * 2^(tz + e10).
+    let e10 = exp - frac_digits;
+    let tz = d.trailing_zeros() as i32;
+    let od = u128::from(d >> tz);
+    if e10.unsigned_abs() > 27 {
+        return false;
+    }
+    let pow5 = 5u128.pow(e10.unsigned_abs());
+    let odd = if e10 >= 0 {
+        od * pow5
+    } else if od % pow5 == 0 {
+        od / pow5
+    } else {
+        return false;
+    };
+    bounds
+        .iter()
+        .any(|&(m, k)| odd == u128::from(m) && tz + e10 == k)
+}
+
 /// PostgreSQL's float output (`float4out`/`float8out` with the default extra_float_digits):
 /// the shortest round-trip digits, fixed notation for decimal exponents -4..14 (-4..5 for real),
-/// else `d.ddde+XX`. `fmt` writes Rust's shortest `{:e}` form, which has the same digits.
+/// else `d.ddde+XX`. `fmt` writes the digits in `{:e}` form ([`shortest_f64`], [`shortest_f32`]).
 fn pg_float_text(
     buf: &mut StackBuf,
     nan: bool,

@@ -141,7 +141,7 @@ pub(super) fn encode_numeric_text(
     }
 }
 
-fn put_header(out: &mut Vec<u8>, ndigits: i16, weight: i16, sign: u16, dscale: u16) {
+fn put_header(out: &mut Vec<u8>, ndigits: u16, weight: i16, sign: u16, dscale: u16) {
     out.extend_from_slice(&ndigits.to_be_bytes());
     out.extend_from_slice(&weight.to_be_bytes());
     out.extend_from_slice(&sign.to_be_bytes());
@@ -206,7 +206,9 @@ fn encode(d: &Decimal<'_>, precision: Option<u32>, scale: Option<u32>, out: &mut
     let weight = lead_exp.div_euclid(4);
     let last_group = last_exp.div_euclid(4);
     let ndigits = weight - last_group + 1;
-    let (Ok(weight16), Ok(ndigits16)) = (i16::try_from(weight), i16::try_from(ndigits)) else {
+    // numeric_recv reads ndigits as an unsigned 16-bit count: the largest numerics need more
+    // than i16::MAX base-10000 digits.
+    let (Ok(weight16), Ok(ndigits16)) = (i16::try_from(weight), u16::try_from(ndigits)) else {
         return Err("value overflows PostgreSQL's numeric format (too many digits)".into());
     };
     out.reserve(8 + 2 * ndigits as usize);
@@ -302,7 +304,7 @@ mod tests {
     /// Builds the expected binary from header values and base-10000 digits.
     fn bin(weight: i16, sign: u16, dscale: u16, digits: &[i16]) -> Vec<u8> {
         let mut v = Vec::new();
-        put_header(&mut v, digits.len() as i16, weight, sign, dscale);
+        put_header(&mut v, digits.len() as u16, weight, sign, dscale);
         for d in digits {
             v.extend_from_slice(&d.to_be_bytes());
         }
@@ -366,6 +368,21 @@ mod tests {
         // Bare numeric accepts anything, with its own scale.
         let huge = format!("{}.{}", "9".repeat(1000), "1".repeat(1000));
         assert!(enc(&huge, None, None).is_ok());
+        // PostgreSQL's largest numeric needs 36864 base-10000 digits.
+        let max = format!("-{}.{}", "9".repeat(131072), "9".repeat(16383));
+        let bytes = enc(&max, None, None).unwrap();
+        assert_eq!(
+            &bytes[..8],
+            bin(32767, SIGN_NEG, 16383, &[])
+                .get(..8)
+                .map(|h| {
+                    let mut h = h.to_vec();
+                    h[..2].copy_from_slice(&36864u16.to_be_bytes());
+                    h
+                })
+                .unwrap()
+        );
+        assert!(enc(&format!("1{}", "0".repeat(131072)), None, None).is_err());
     }
 
     #[test]

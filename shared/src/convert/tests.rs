@@ -411,14 +411,14 @@ fn float_text_matches_postgresql_output() {
     let d = |v: f64| {
         let mut b = StackBuf::new();
         pg_float_text(&mut b, v.is_nan(), v.is_infinite(), v < 0.0, false, |b| {
-            write!(b, "{v:e}")
+            shortest_f64(v, b)
         });
         b.as_str().to_string()
     };
     let f = |v: f32| {
         let mut b = StackBuf::new();
         pg_float_text(&mut b, v.is_nan(), v.is_infinite(), v < 0.0, true, |b| {
-            write!(b, "{v:e}")
+            shortest_f32(v, b)
         });
         b.as_str().to_string()
     };
@@ -436,6 +436,8 @@ fn float_text_matches_postgresql_output() {
         (f64::MAX, "1.7976931348623157e+308"),
         (5e-324, "5e-324"),
         (0.1 + 0.2, "0.30000000000000004"),
+        // 37973158399071580 is a rounding-interval bound: PostgreSQL spells the value longer.
+        (37973158399071584.0, "3.7973158399071584e+16"),
         (f64::NAN, "NaN"),
         (f64::INFINITY, "Infinity"),
         (f64::NEG_INFINITY, "-Infinity"),
@@ -448,6 +450,10 @@ fn float_text_matches_postgresql_output() {
         (0.1, "0.1"),
         (3.4028235e38, "3.4028235e+38"),
         (-1.25, "-1.25"),
+        // Exact tie: round to even, as PostgreSQL's Ryu does.
+        (295964.125, "295964.12"),
+        // 333728400 is a rounding-interval bound: PostgreSQL takes a longer, inner spelling.
+        (-3.3372838e+08, "-3.3372838e+08"),
     ] {
         assert_eq!(f(v), s);
     }
