@@ -49,8 +49,7 @@ fn copy_stream(rows: &[(i32, Vec<u8>)]) -> Vec<u8> {
 async fn check_with<F>(
     c: &Client,
     name: &str,
-    src: &str,
-    dst: &str,
+    (src, dst): (&str, &str),
     values: &str,
     eq: &str,
     select: &str,
@@ -132,7 +131,7 @@ where
 /// The text path: `SELECT v::text`, then [`encode_text`].
 async fn check(c: &Client, name: &str, src: &str, dst: &str, values: &str, eq: &str) -> usize {
     let (s, d) = (PgType::parse(src).unwrap(), PgType::parse(dst).unwrap());
-    check_with(c, name, src, dst, values, eq, "v::text", |row, out| {
+    check_with(c, name, (src, dst), values, eq, "v::text", |row, out| {
         encode_text(&s, &d, row.get(1), out)
     })
     .await
@@ -475,6 +474,24 @@ async fn text_types() {
     n += check(&c, "vc20", "text", "varchar(20)", &short, SAME).await;
     n += check(&c, "vc_src", "varchar(20)", "varchar(20)", &short, SAME).await;
     n += check(&c, "ch20", "char(20)", "char(20)", &short, SAME).await;
+    // The export writes char(n) with its padding (the output function, not the text cast).
+    for (i, dst) in ["char(20)", "varchar(20)", "text"].into_iter().enumerate() {
+        let (s, d) = (PgType::Char(Some(20)), PgType::parse(dst).unwrap());
+        n += check_with(
+            &c,
+            &format!("ch_pad{i}"),
+            ("char(20)", dst),
+            &short,
+            &format!("s.v::{dst} = d.v"),
+            "concat(v)",
+            |row, out| {
+                let padded: &str = row.get(1);
+                assert_eq!(padded.chars().count(), 20, "{padded:?}");
+                encode_text(&s, &d, padded, out)
+            },
+        )
+        .await;
+    }
     n += check(
         &c,
         "ch_vc",
@@ -509,8 +526,7 @@ async fn text_types() {
     n += check_with(
         &c,
         "enum",
-        "mood",
-        "text",
+        ("mood", "text"),
         "SELECT unnest(enum_range(NULL::mood))",
         "s.v::text = d.v",
         "v::text",
@@ -927,8 +943,7 @@ async fn typed_values() {
     n += check_with(
         &c,
         "t_i8",
-        "bigint",
-        "bigint",
+        ("bigint", "bigint"),
         big,
         SAME,
         "v",
@@ -938,8 +953,7 @@ async fn typed_values() {
     n += check_with(
         &c,
         "t_i4",
-        "bigint",
-        "integer",
+        ("bigint", "integer"),
         small,
         SAME,
         "v",
@@ -949,8 +963,7 @@ async fn typed_values() {
     n += check_with(
         &c,
         "t_num",
-        "bigint",
-        "numeric(21,2)",
+        ("bigint", "numeric(21,2)"),
         big,
         "s.v::numeric = d.v",
         "v",
@@ -960,8 +973,7 @@ async fn typed_values() {
     n += check_with(
         &c,
         "t_txt",
-        "bigint",
-        "text",
+        ("bigint", "text"),
         big,
         "s.v::text = d.v",
         "v",
@@ -971,8 +983,7 @@ async fn typed_values() {
     n += check_with(
         &c,
         "t_f8",
-        "bigint",
-        "double precision",
+        ("bigint", "double precision"),
         big,
         "s.v::float8 = d.v",
         "v",
@@ -991,8 +1002,7 @@ async fn typed_values() {
     n += check_with(
         &c,
         "t_f8_f8",
-        "float8",
-        "float8",
+        ("float8", "float8"),
         f8,
         "float8send(s.v) = float8send(d.v)",
         "v",
@@ -1002,8 +1012,7 @@ async fn typed_values() {
     n += check_with(
         &c,
         "t_f8_txt",
-        "float8",
-        "text",
+        ("float8", "text"),
         f8,
         "s.v::text = d.v",
         "v",
@@ -1014,8 +1023,7 @@ async fn typed_values() {
     n += check_with(
         &c,
         "t_f8_num",
-        "float8",
-        "numeric",
+        ("float8", "numeric"),
         &f8_finite,
         "d.v::float8 = s.v AND d.v = s.v::text::numeric",
         "v",
@@ -1028,8 +1036,7 @@ async fn typed_values() {
     n += check_with(
         &c,
         "t_f8_f4",
-        "float8",
-        "real",
+        ("float8", "real"),
         &f8_real,
         "float4send(s.v::real) = float4send(d.v)",
         "v",
@@ -1048,8 +1055,7 @@ async fn typed_values() {
     n += check_with(
         &c,
         "t_f4_f4",
-        "real",
-        "real",
+        ("real", "real"),
         f4,
         "float4send(s.v) = float4send(d.v)",
         "v",
@@ -1059,8 +1065,7 @@ async fn typed_values() {
     n += check_with(
         &c,
         "t_f4_f8",
-        "real",
-        "float8",
+        ("real", "float8"),
         f4,
         "float8send(s.v::float8) = float8send(d.v)",
         "v",
@@ -1070,8 +1075,7 @@ async fn typed_values() {
     n += check_with(
         &c,
         "t_f4_txt",
-        "real",
-        "text",
+        ("real", "text"),
         f4,
         "s.v::text = d.v",
         "v",
@@ -1082,8 +1086,7 @@ async fn typed_values() {
     n += check_with(
         &c,
         "t_f4_num",
-        "real",
-        "numeric",
+        ("real", "numeric"),
         &f4_finite,
         "d.v::real = s.v AND d.v = s.v::text::numeric",
         "v",
@@ -1096,8 +1099,7 @@ async fn typed_values() {
     n += check_with(
         &c,
         "t_b",
-        "boolean",
-        "boolean",
+        ("boolean", "boolean"),
         bools,
         SAME,
         "v",
@@ -1107,8 +1109,7 @@ async fn typed_values() {
     n += check_with(
         &c,
         "t_b_txt",
-        "boolean",
-        "text",
+        ("boolean", "text"),
         bools,
         "s.v::text = d.v",
         "v",
@@ -1119,8 +1120,7 @@ async fn typed_values() {
     n += check_with(
         &c,
         "t_by",
-        "bytea",
-        "bytea",
+        ("bytea", "bytea"),
         bytes,
         SAME,
         "v",
@@ -1130,8 +1130,7 @@ async fn typed_values() {
     n += check_with(
         &c,
         "t_by_txt",
-        "bytea",
-        "text",
+        ("bytea", "text"),
         bytes,
         "s.v::text = d.v",
         "v",

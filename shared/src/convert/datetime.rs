@@ -163,7 +163,7 @@ fn offset(b: &[u8]) -> R<i32> {
     }
     let secs = (h * 3600 + m * 60 + s) as i32;
     if secs >= ZONE_LIMIT {
-        return Err("UTC offset of 16 hours or more is out of PostgreSQL's range".into());
+        return Err("a UTC offset of 16 hours or more is out of PostgreSQL's range".into());
     }
     Ok(if neg { -secs } else { secs })
 }

@@ -142,10 +142,14 @@ pub fn encode_text(
 fn encode_text_inner(src: &PgType, dst: &PgType, text: &str, out: &mut Vec<u8>) -> R<()> {
     let sk = kind(src);
     if is_textlike(dst) {
-        // The `::text` cast of a boolean spells it out; every other type's cast is its output.
+        // The `::text` cast of a boolean spells it out; every other type's cast is its output,
+        // except char(n), whose padding is insignificant and dropped outside char(n).
         if sk == Kind::Bool {
             let b = parse_bool(text)?;
             return encode_textlike(dst, if b { "true" } else { "false" }, out);
+        }
+        if matches!(src, PgType::Char(_)) && !matches!(dst, PgType::Char(_)) {
+            return encode_textlike(dst, text.trim_end_matches(' '), out);
         }
         return encode_textlike(dst, text, out);
     }

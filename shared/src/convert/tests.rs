@@ -146,6 +146,10 @@ fn text_types() {
     // Excess spaces are trimmed, as PostgreSQL does.
     assert_eq!(text("char(5)", "char(3)", "ab   ").unwrap(), b"ab ");
     assert!(reason("text", "char(3)", "abcd").contains("char(3)"));
+    // char(n) padding is not part of the value outside char(n).
+    assert_eq!(text("char(5)", "varchar(5)", "ab   ").unwrap(), b"ab");
+    assert_eq!(text("char(5)", "text", "  a  ").unwrap(), b"  a");
+    assert_eq!(text("char(5)", "char(5)", "ab   ").unwrap(), b"ab   ");
     assert_eq!(
         text("text", "varchar", &"x".repeat(10_000)).unwrap().len(),
         10_000
@@ -451,9 +455,9 @@ fn float_text_matches_postgresql_output() {
         (3.4028235e38, "3.4028235e+38"),
         (-1.25, "-1.25"),
         // Exact tie: round to even, as PostgreSQL's Ryu does.
-        (295964.125, "295964.12"),
+        (295_964.0 + 0.125, "295964.12"),
         // 333728400 is a rounding-interval bound: PostgreSQL takes a longer, inner spelling.
-        (-3.3372838e+08, "-3.3372838e+08"),
+        (-(333_728_384_u32 as f32), "-3.3372838e+08"),
     ] {
         assert_eq!(f(v), s);
     }
