@@ -14,6 +14,20 @@
 //! - The hot path does not allocate (apart from growing `out`); errors do.
 //! - A text target gets what PostgreSQL's `value::text` cast would give.
 //!
+//! Which source makes sense for which target ([`encode_text`]; text, varchar, char and name
+//! sources may go anywhere, their text parsed as the target's; other pairs are refused, naming
+//! both types):
+//!
+//! | target | sources |
+//! |---|---|
+//! | smallint, integer, bigint | integers (range-checked), numeric with a zero fraction |
+//! | real, double precision | integers, floats, numeric (over- and underflow refused) |
+//! | numeric, numeric(p,s) | integers, floats, numeric, money (`$1,234.56`); NaN kept, infinities refused |
+//! | boolean, bytea, uuid, date, time, timetz, timestamptz, interval | the same type |
+//! | timestamp | timestamp, date (midnight) |
+//! | json, jsonb | json, jsonb, arrays (as [`array_to_json`]) |
+//! | text, varchar(n), char(n), name | anything, as its text (arrays as their literal) |
+//!
 //! Submodules: `numeric` (numeric and money), `datetime` (date, time, timestamps, interval),
 //! `array` (array literals -> JSON).
 
