@@ -17,7 +17,8 @@
 //! - [`migrate`]: the steps around chunks: prepare the target, load all, post-load, count.
 //! - [`load`]: one chunk into the target exactly once (ledger), inside DSQL's limits.
 //! - [`db`]: connections to the source.
-//! - [`convert`]: exported values into PostgreSQL's binary form of the target type.
+//! - [`convert`]: exported values (typed or PostgreSQL text output) -> binary COPY fields of the
+//!   target type.
 //! - [`error`]: the one error type, with file/row group/row/column locations.
 pub mod chunk;
 pub mod convert;

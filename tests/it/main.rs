@@ -1,5 +1,6 @@
 //! One integration-test binary; each module covers one capability against real servers.
 
+mod convert_pg;
 mod harness;
 mod schema;
 mod local_export;
