@@ -20,7 +20,10 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.json_logs);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -43,7 +46,9 @@ fn main() -> ExitCode {
 fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SNAP2DSQL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -61,10 +66,11 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
                 rows_per_row_group: a.rows_per_row_group,
             };
             let progress = report::Progress::new("exporting");
-            let summary = snap2dsql::local_export::local_export(&client, &a.out, &opts, &|table, rows| {
-                progress.update(table, rows)
-            })
-            .await?;
+            let summary =
+                snap2dsql::local_export::local_export(&client, &a.out, &opts, &|table, rows| {
+                    progress.update(table, rows)
+                })
+                .await?;
             progress.finish();
             report::print_local_export(&summary, &a.out);
             Ok(ExitCode::SUCCESS)
@@ -85,15 +91,28 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
                 a.dialect, plan.report.export_id, plan.report.database
             );
             let ddl_path = a.out.join("ddl.sql");
-            std::fs::write(&ddl_path, ddl::render(&ddl::create_statements(&plan.mapping, dialect), &header))
-                .map_err(|e| Error::io(&ddl_path, e))?;
+            std::fs::write(
+                &ddl_path,
+                ddl::render(&ddl::create_statements(&plan.mapping, dialect), &header),
+            )
+            .map_err(|e| Error::io(&ddl_path, e))?;
             let post_path = a.out.join("ddl-post-load.sql");
             let post_header = format!(
                 "{header}\nAfter the load: secondary indexes{}.",
-                if dialect == Dialect::Dsql { " (CREATE INDEX ASYNC: wait with SELECT sys.wait_for_job(id))" } else { "" }
+                if dialect == Dialect::Dsql {
+                    " (CREATE INDEX ASYNC: wait with SELECT sys.wait_for_job(id))"
+                } else {
+                    ""
+                }
             );
-            std::fs::write(&post_path, ddl::render(&ddl::post_load_statements(&plan.mapping, dialect), &post_header))
-                .map_err(|e| Error::io(&post_path, e))?;
+            std::fs::write(
+                &post_path,
+                ddl::render(
+                    &ddl::post_load_statements(&plan.mapping, dialect),
+                    &post_header,
+                ),
+            )
+            .map_err(|e| Error::io(&post_path, e))?;
             if a.json {
                 report::print_json(&plan.report);
             } else {
@@ -109,7 +128,11 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
         Command::Key(a) => {
             let mapping = Mapping::load(&a.mapping)?;
             let table = mapping.table(&a.table).ok_or_else(|| {
-                Error::Usage(format!("table {:?} is not in {}", a.table, a.mapping.display()))
+                Error::Usage(format!(
+                    "table {:?} is not in {}",
+                    a.table,
+                    a.mapping.display()
+                ))
             })?;
             if table.key_column().is_none() {
                 return Err(Error::Usage(format!(
@@ -118,7 +141,10 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
                     a.mapping.display()
                 )));
             }
-            println!("{}", snap2dsql::keys::new_key(mapping.migration.namespace, &a.table, a.old));
+            println!(
+                "{}",
+                snap2dsql::keys::new_key(mapping.migration.namespace, &a.table, a.old)
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

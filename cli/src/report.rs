@@ -101,7 +101,10 @@ pub fn print_plan(r: &PlanReport, out: &Path) {
     section("keys rewritten", &r.keys_rewritten);
     section("references rewritten", &r.references_rewritten);
     section("columns converted", &r.conversions);
-    section("guesses (check them: no --source-schema was given for these)", &r.guesses);
+    section(
+        "guesses (check them: no --source-schema was given for these)",
+        &r.guesses,
+    );
     section("warnings", &r.warnings);
     let skipped: Vec<String> = r
         .skipped
@@ -117,19 +120,26 @@ pub fn print_plan(r: &PlanReport, out: &Path) {
     );
 }
 
+/// `table -> (rows done, rows in the export)`.
+type RowsPerTable = std::collections::BTreeMap<String, (u64, u64)>;
+
 /// One progress bar per table (length: the table's rows in the export) on a terminal; plain
 /// lines every 5 s otherwise.
 pub struct TableBars {
     bars: std::collections::BTreeMap<String, ProgressBar>,
     multi: Option<indicatif::MultiProgress>,
-    plain: Mutex<(Instant, std::collections::BTreeMap<String, (u64, u64)>)>,
+    plain: Mutex<(Instant, RowsPerTable)>,
 }
 
 impl TableBars {
     pub fn new(mapping: &snap2dsql::mapping::Mapping, chunks: &[snap2dsql::chunk::Chunk]) -> Self {
         let mut totals = std::collections::BTreeMap::new();
         for t in &mapping.tables {
-            let n: u64 = chunks.iter().filter(|c| c.table == t.source).map(|c| c.rows).sum();
+            let n: u64 = chunks
+                .iter()
+                .filter(|c| c.table == t.source)
+                .map(|c| c.rows)
+                .sum();
             totals.insert(t.source.clone(), (0u64, n));
         }
         let terminal = std::io::stderr().is_terminal();
@@ -183,10 +193,15 @@ impl TableBars {
     }
 }
 
-pub fn print_run(tables: &[snap2dsql::migrate::TableResult], seconds: f64, written: u64, full: bool) {
+pub fn print_run(
+    tables: &[snap2dsql::migrate::TableResult],
+    seconds: f64,
+    written: u64,
+    full: bool,
+) {
     println!(
-        "\n{:<32} {:<32} {:>10} {:>10} {:>10} {:>10} {:>8} {:>7}  {}",
-        "source", "target", "export", "target", "written", "skipped", "orphans", "retries", "status"
+        "\n{:<32} {:<32} {:>10} {:>10} {:>10} {:>10} {:>8} {:>7}  status",
+        "source", "target", "export", "target", "written", "skipped", "orphans", "retries"
     );
     for t in tables {
         println!(
@@ -202,9 +217,17 @@ pub fn print_run(tables: &[snap2dsql::migrate::TableResult], seconds: f64, writt
             t.status
         );
     }
-    let rate = if seconds > 0.0 { written as f64 / seconds } else { 0.0 };
+    let rate = if seconds > 0.0 {
+        written as f64 / seconds
+    } else {
+        0.0
+    };
     println!(
         "\nloaded {written} rows in {seconds:.1} s ({rate:.0} rows/s){}",
-        if full { "; post-load indexes built; counts checked" } else { "" }
+        if full {
+            "; post-load indexes built; counts checked"
+        } else {
+            ""
+        }
     );
 }

@@ -16,7 +16,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// The given mapping, or a fresh plan of the export.
-async fn mapping_for(args: &ExportArgs, mapping: &Option<PathBuf>, export: &Export) -> Result<Mapping> {
+async fn mapping_for(
+    args: &ExportArgs,
+    mapping: &Option<PathBuf>,
+    export: &Export,
+) -> Result<Mapping> {
     match mapping {
         Some(path) => Mapping::load(path),
         None => {
@@ -69,9 +73,17 @@ pub async fn run(a: RunArgs, full: bool) -> Result<ExitCode> {
     if a.guard_dsql_limits {
         migrate::install_guard(&target, &mapping, a.inject_conflicts).await?;
     } else if a.inject_conflicts > 0.0 {
-        return Err(Error::Usage("--inject-conflicts needs --guard-dsql-limits".into()));
+        return Err(Error::Usage(
+            "--inject-conflicts needs --guard-dsql-limits".into(),
+        ));
     }
-    let chunks = plan_chunks_with(&export, &mapping, a.chunk_rows, snap2dsql::chunk::CHUNK_MAX_BYTES).await?;
+    let chunks = plan_chunks_with(
+        &export,
+        &mapping,
+        a.chunk_rows,
+        snap2dsql::chunk::CHUNK_MAX_BYTES,
+    )
+    .await?;
     let (orphans, orphan_reports) = snap2dsql::load::orphans::scan(&export, &mapping).await?;
     for r in &orphan_reports {
         eprintln!(
@@ -88,12 +100,19 @@ pub async fn run(a: RunArgs, full: bool) -> Result<ExitCode> {
     };
     let bars = TableBars::new(&ctx.mapping, &chunks);
     let load_started = Instant::now();
-    let outcomes = migrate::load_chunks(&ctx, &chunks, a.parallel_chunks, &|table, rows| bars.add(table, rows)).await;
+    let outcomes = migrate::load_chunks(&ctx, &chunks, a.parallel_chunks, &|table, rows| {
+        bars.add(table, rows)
+    })
+    .await;
     bars.finish();
     let outcomes = outcomes?;
     let load_seconds = load_started.elapsed().as_secs_f64();
     let written: u64 = outcomes.iter().map(|o| o.rows_written).sum();
-    let post_load = if full { migrate::post_load(&ctx.target, &ctx.mapping).await? } else { 0 };
+    let post_load = if full {
+        migrate::post_load(&ctx.target, &ctx.mapping).await?
+    } else {
+        0
+    };
     let counts = migrate::count_target(&ctx.target, &ctx.mapping).await?;
     let tables = migrate::summarise(&ctx.mapping, &chunks, &outcomes, &counts);
     let ok = tables.iter().all(|t| t.status == "ok");
@@ -103,7 +122,11 @@ pub async fn run(a: RunArgs, full: bool) -> Result<ExitCode> {
         migration: ctx.mapping.migration.id.clone(),
         target: ctx.target.display().to_string(),
         seconds: started.elapsed().as_secs_f64(),
-        rows_per_second: if load_seconds > 0.0 { written as f64 / load_seconds } else { 0.0 },
+        rows_per_second: if load_seconds > 0.0 {
+            written as f64 / load_seconds
+        } else {
+            0.0
+        },
         chunks: chunks.len(),
         tables,
         orphans: orphan_reports,
@@ -136,19 +159,31 @@ pub async fn status(a: StatusArgs) -> Result<ExitCode> {
     );
     let mut complete = true;
     for t in &mapping.tables {
-        let expected: u64 = chunks.iter().filter(|c| c.table == t.source).map(|c| c.rows).sum();
+        let expected: u64 = chunks
+            .iter()
+            .filter(|c| c.table == t.source)
+            .map(|c| c.rows)
+            .sum();
         let n_chunks = chunks.iter().filter(|c| c.table == t.source).count();
         let (chunks_started, batches, loaded) = done
             .iter()
             .find(|(name, ..)| name == &t.source)
             .map(|(_, c, b, r)| (*c, *b, *r))
             .unwrap_or((0, 0, 0));
-        let pct = if expected == 0 { 100.0 } else { loaded as f64 * 100.0 / expected as f64 };
+        let pct = if expected == 0 {
+            100.0
+        } else {
+            loaded as f64 * 100.0 / expected as f64
+        };
         complete &= loaded == expected;
         println!(
             "{:<36} {:>12} {:>12} {:>6.1}% {:>6}/{:<6} {:>8}",
             t.source, expected, loaded, pct, chunks_started, n_chunks, batches
         );
     }
-    Ok(if complete { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(if complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
 }

@@ -70,10 +70,15 @@ pub async fn plan_chunks_with(
 ) -> Result<Vec<Chunk>> {
     let mut jobs = Vec::new();
     for tm in &mapping.tables {
-        let table = export.table(&tm.source).ok_or_else(|| crate::Error::Mapping {
-            file: "mapping".into(),
-            reason: format!("table {} is in the mapping but not in the export", tm.source),
-        })?;
+        let table = export
+            .table(&tm.source)
+            .ok_or_else(|| crate::Error::Mapping {
+                file: "mapping".into(),
+                reason: format!(
+                    "table {} is in the mapping but not in the export",
+                    tm.source
+                ),
+            })?;
         for f in &table.files {
             jobs.push((table, f));
         }
@@ -89,7 +94,9 @@ pub async fn plan_chunks_with(
                 let (mut rows, mut bytes) = (0u64, 0u64);
                 while end < footer.row_groups.len() {
                     let rg = footer.row_groups[end];
-                    if end > start && (rows + rg.rows > max_rows || bytes + rg.compressed_bytes > max_bytes) {
+                    if end > start
+                        && (rows + rg.rows > max_rows || bytes + rg.compressed_bytes > max_bytes)
+                    {
                         break;
                     }
                     rows += rg.rows;
@@ -104,7 +111,10 @@ pub async fn plan_chunks_with(
                     row_group_start: start,
                     row_group_end: end,
                     rows,
-                    row_group_rows: footer.row_groups[start..end].iter().map(|r| r.rows).collect(),
+                    row_group_rows: footer.row_groups[start..end]
+                        .iter()
+                        .map(|r| r.rows)
+                        .collect(),
                 });
                 start = end;
             }

@@ -25,7 +25,9 @@ impl std::str::FromStr for Dialect {
         match s {
             "dsql" => Ok(Dialect::Dsql),
             "postgres" | "postgresql" => Ok(Dialect::Postgres),
-            other => Err(format!("unknown dialect {other:?}: expected dsql or postgres")),
+            other => Err(format!(
+                "unknown dialect {other:?}: expected dsql or postgres"
+            )),
         }
     }
 }
@@ -52,7 +54,11 @@ pub struct Statement {
 /// `ddl.sql`: one `CREATE SCHEMA` per target schema, then one `CREATE TABLE` per table.
 pub fn create_statements(mapping: &Mapping, _dialect: Dialect) -> Vec<Statement> {
     let mut out = Vec::new();
-    let mut schemas: Vec<&str> = mapping.tables.iter().map(|t| t.target_schema.as_str()).collect();
+    let mut schemas: Vec<&str> = mapping
+        .tables
+        .iter()
+        .map(|t| t.target_schema.as_str())
+        .collect();
     schemas.sort();
     schemas.dedup();
     for s in schemas {
@@ -99,7 +105,11 @@ pub fn post_load_statements(mapping: &Mapping, dialect: Dialect) -> Vec<Statemen
         for ix in &t.indexes {
             let cols: Vec<String> = ix.columns.iter().map(|c| ident(c)).collect();
             let unique = if ix.unique { "UNIQUE " } else { "" };
-            let asynchronous = if dialect == Dialect::Dsql { "ASYNC " } else { "" };
+            let asynchronous = if dialect == Dialect::Dsql {
+                "ASYNC "
+            } else {
+                ""
+            };
             out.push(Statement {
                 what: format!("index {} on {}", ix.name, t.target()),
                 sql: format!(
@@ -126,7 +136,11 @@ pub fn post_load_statements(mapping: &Mapping, dialect: Dialect) -> Vec<Statemen
                         .unwrap_or_else(|| ident(source_col))
                 };
                 let cols: Vec<String> = fk.columns.iter().map(|c| target_of(t, c)).collect();
-                let refs: Vec<String> = fk.ref_columns.iter().map(|c| target_of(parent, c)).collect();
+                let refs: Vec<String> = fk
+                    .ref_columns
+                    .iter()
+                    .map(|c| target_of(parent, c))
+                    .collect();
                 out.push(Statement {
                     what: format!("foreign key {} on {}", fk.name, t.target()),
                     sql: format!(
@@ -170,7 +184,10 @@ mod tests {
     #[test]
     fn identifiers_are_always_quoted() {
         assert_eq!(ident("orders"), "\"orders\"");
-        assert_eq!(ident("we\"ird; DROP TABLE x"), "\"we\"\"ird; DROP TABLE x\"");
+        assert_eq!(
+            ident("we\"ird; DROP TABLE x"),
+            "\"we\"\"ird; DROP TABLE x\""
+        );
         assert_eq!(qualified("My Schema", "t"), "\"My Schema\".\"t\"");
     }
 }

@@ -46,7 +46,7 @@ pub enum Error {
     /// A value did not convert to its target type.
     #[error("{location}: value {value:?} is not a valid {expected}: {reason}")]
     Convert {
-        location: Location,
+        location: Box<Location>,
         value: String,
         expected: String,
         reason: String,
@@ -57,7 +57,7 @@ pub enum Error {
         "{location}: orphan reference {value} to {parent}: no such row in the export (set on_orphan = \"null\" or \"keep\" on this column in mapping.toml to load it anyway)"
     )]
     Orphan {
-        location: Location,
+        location: Box<Location>,
         value: String,
         parent: String,
     },
@@ -162,7 +162,10 @@ pub enum ErrorClass {
 impl ErrorClass {
     /// True for classes where the same transaction may succeed when sent again.
     pub fn is_retryable(self) -> bool {
-        matches!(self, ErrorClass::Conflict | ErrorClass::Connection | ErrorClass::Throttled)
+        matches!(
+            self,
+            ErrorClass::Conflict | ErrorClass::Connection | ErrorClass::Throttled
+        )
     }
 }
 

@@ -379,7 +379,7 @@ impl Export {
                 ));
             }
         }
-        tables.sort_by(|a, b| a.qualified().cmp(&b.qualified()));
+        tables.sort_by_key(|t| t.qualified());
         Ok(Export {
             store,
             info,
@@ -477,7 +477,12 @@ pub fn check_columns(table: &ExportTable, file: &str, footer: &Footer) -> Result
                     "column {:?} of table {} is in the metadata but not in this file (file has: {})",
                     c.column_name,
                     table.qualified(),
-                    schema.fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>().join(", ")
+                    schema
+                        .fields()
+                        .iter()
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             });
         };

@@ -13,7 +13,10 @@ use uuid::Uuid;
 /// The default namespace of a migration: `UUIDv5(URL namespace, "snap2dsql:<migration id>")`.
 /// `plan` writes it into the mapping, where it stays fixed even if the id is later edited.
 pub fn default_namespace(migration_id: &str) -> Uuid {
-    Uuid::new_v5(&Uuid::NAMESPACE_URL, format!("snap2dsql:{migration_id}").as_bytes())
+    Uuid::new_v5(
+        &Uuid::NAMESPACE_URL,
+        format!("snap2dsql:{migration_id}").as_bytes(),
+    )
 }
 
 /// Computes new keys for one source table; reuses its buffer, so it allocates once.
@@ -66,14 +69,24 @@ mod tests {
         assert_eq!(k, new_key(ns, "sales.customers", 42));
         assert_ne!(k, new_key(ns, "sales.orders", 42));
         assert_ne!(k, new_key(ns, "sales.customers", 43));
-        assert_ne!(k, new_key(default_namespace("other"), "sales.customers", 42));
+        assert_ne!(
+            k,
+            new_key(default_namespace("other"), "sales.customers", 42)
+        );
     }
 
     #[test]
     fn maker_reuses_its_buffer_correctly() {
         let ns = default_namespace("m");
         let mut m = KeyMaker::new(ns, "s.t");
-        for v in [-9_223_372_036_854_775_808_i64, -1, 0, 7, 1_000_000, i64::MAX] {
+        for v in [
+            -9_223_372_036_854_775_808_i64,
+            -1,
+            0,
+            7,
+            1_000_000,
+            i64::MAX,
+        ] {
             assert_eq!(m.key(v), Uuid::new_v5(&ns, format!("s.t:{v}").as_bytes()));
         }
     }

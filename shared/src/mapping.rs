@@ -208,7 +208,10 @@ impl Mapping {
         for t in &self.tables {
             let where_ = format!("table {}", t.source);
             if !targets.insert(t.target()) {
-                return Err(bad(format!("{where_}: target {} is used twice", t.target())));
+                return Err(bad(format!(
+                    "{where_}: target {} is used twice",
+                    t.target()
+                )));
             }
             let mut names = BTreeSet::new();
             for c in t.columns.iter().filter(|c| !c.drop) {
@@ -272,7 +275,9 @@ impl Mapping {
             }
             for pk in &t.primary_key {
                 if !names.contains(pk) {
-                    return Err(bad(format!("{where_}: primary key column {pk:?} is not a target column")));
+                    return Err(bad(format!(
+                        "{where_}: primary key column {pk:?} is not a target column"
+                    )));
                 }
             }
             for ix in &t.indexes {
@@ -298,7 +303,9 @@ impl TableMapping {
 
     /// The column whose values are rewritten into the new key, if any.
     pub fn key_column(&self) -> Option<&ColumnMapping> {
-        self.columns.iter().find(|c| c.rewrite == Rewrite::Key && !c.drop)
+        self.columns
+            .iter()
+            .find(|c| c.rewrite == Rewrite::Key && !c.drop)
     }
 
     /// Target column names in load order: each kept column, then its `keep_old` column.

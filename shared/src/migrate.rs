@@ -13,7 +13,11 @@ use std::collections::BTreeMap;
 
 /// The DDL dialect a target speaks.
 pub fn dialect_of(target: &Target) -> Dialect {
-    if target.is_dsql() { Dialect::Dsql } else { Dialect::Postgres }
+    if target.is_dsql() {
+        Dialect::Dsql
+    } else {
+        Dialect::Postgres
+    }
 }
 
 /// Creates the ledger and, when asked, the schemas and tables (one statement per transaction).
@@ -106,7 +110,10 @@ pub async fn count_target(target: &Target, mapping: &Mapping) -> Result<BTreeMap
     let client = target.connect().await?;
     let mut out = BTreeMap::new();
     for t in &mapping.tables {
-        let sql = format!("SELECT count(*) FROM {}", ddl::qualified(&t.target_schema, &t.target_name));
+        let sql = format!(
+            "SELECT count(*) FROM {}",
+            ddl::qualified(&t.target_schema, &t.target_name)
+        );
         let row = client
             .query_one(sql.as_str(), &[])
             .await
@@ -142,7 +149,11 @@ pub fn summarise(
         .tables
         .iter()
         .map(|t| {
-            let expected: u64 = chunks.iter().filter(|c| c.table == t.source).map(|c| c.rows).sum();
+            let expected: u64 = chunks
+                .iter()
+                .filter(|c| c.table == t.source)
+                .map(|c| c.rows)
+                .sum();
             let mine = outcomes.iter().filter(|o| o.table == t.source);
             let (mut written, mut already, mut orphans, mut retries) = (0, 0, 0, 0);
             for o in mine {
@@ -161,7 +172,11 @@ pub fn summarise(
                 rows_already_loaded: already,
                 orphans_loaded: orphans,
                 retries,
-                status: if in_target == expected { "ok".into() } else { "count mismatch".into() },
+                status: if in_target == expected {
+                    "ok".into()
+                } else {
+                    "count mismatch".into()
+                },
             }
         })
         .collect()

@@ -96,7 +96,12 @@ pub async fn plan(export: &Export, schema: Option<&SourceSchema>) -> Result<Plan
     }
     if let Some(schema) = schema {
         for name in schema.tables.keys() {
-            if export.table(name).is_none() && !export.skipped.iter().any(|s| s.target.ends_with(&format!(".{name}"))) {
+            if export.table(name).is_none()
+                && !export
+                    .skipped
+                    .iter()
+                    .any(|s| s.target.ends_with(&format!(".{name}")))
+            {
                 report.warnings.push(format!(
                     "table {name} is in the source schema but not in the export: not migrated"
                 ));
@@ -150,7 +155,10 @@ fn source_type(
         export_type,
         PgType::Array(_)
             | PgType::Other(_)
-            | PgType::Numeric { precision: None, .. }
+            | PgType::Numeric {
+                precision: None,
+                ..
+            }
             | PgType::Varchar(None)
             | PgType::Char(None)
     );
@@ -165,8 +173,15 @@ fn source_type(
     export_type
 }
 
-fn default_target(source: &PgType, where_: &str, report: &mut PlanReport) -> (PgType, Option<String>) {
-    if let PgType::Numeric { precision: None, .. } = source {
+fn default_target(
+    source: &PgType,
+    where_: &str,
+    report: &mut PlanReport,
+) -> (PgType, Option<String>) {
+    if let PgType::Numeric {
+        precision: None, ..
+    } = source
+    {
         let target = PgType::Numeric {
             precision: Some(38),
             scale: Some(12),
@@ -174,7 +189,10 @@ fn default_target(source: &PgType, where_: &str, report: &mut PlanReport) -> (Pg
         report.warnings.push(format!(
             "{where_}: numeric without declared precision; DSQL's bare numeric is numeric(18,6), so it is planned as numeric(38,12): a value that does not fit fails the load naming its row. Set target_type if your data needs more"
         ));
-        return (target, Some("unconstrained numeric -> numeric(38,12)".into()));
+        return (
+            target,
+            Some("unconstrained numeric -> numeric(38,12)".into()),
+        );
     }
     let (t, note) = source.dsql_target();
     (t, note.map(str::to_string))
@@ -233,7 +251,9 @@ fn build_mapping(
                     c.column_name == "id" && c.pg_type().map(|p| p.is_integer()).unwrap_or(false)
                 });
                 if has_id {
-                    report.guesses.push(format!("{q}: primary key guessed as (id)"));
+                    report
+                        .guesses
+                        .push(format!("{q}: primary key guessed as (id)"));
                     (vec!["id".to_string()], true)
                 } else {
                     (Vec::new(), false)
@@ -280,7 +300,8 @@ fn build_mapping(
                     for (col, ref_col) in fk.columns.iter().zip(&fk.ref_columns) {
                         let parent_key = keys.get(&fk.ref_table).and_then(|k| k.rewritten.as_ref());
                         if parent_key == Some(ref_col) {
-                            references.insert((q.clone(), col.clone()), (fk.ref_table.clone(), false));
+                            references
+                                .insert((q.clone(), col.clone()), (fk.ref_table.clone(), false));
                         }
                     }
                 }
@@ -294,9 +315,14 @@ fn build_mapping(
                         continue;
                     }
                     let candidates = [stem.to_string(), format!("{stem}s"), format!("{stem}es")];
-                    let parent = candidates.iter().map(|n| format!("{}.{n}", t.schema)).find(|p| {
-                        keys.get(p).map(|k| k.rewritten.as_deref() == Some("id")).unwrap_or(false)
-                    });
+                    let parent = candidates
+                        .iter()
+                        .map(|n| format!("{}.{n}", t.schema))
+                        .find(|p| {
+                            keys.get(p)
+                                .map(|k| k.rewritten.as_deref() == Some("id"))
+                                .unwrap_or(false)
+                        });
                     if let Some(parent) = parent {
                         report.guesses.push(format!(
                             "{q}.{}: guessed to reference {parent}(id)",
@@ -330,7 +356,11 @@ fn build_mapping(
             if matches!(src, PgType::Other(_)) {
                 report.warnings.push(format!(
                     "{where_}: type {src} is unknown to snap2dsql: loaded as its text form{}",
-                    if schema.is_none() { " (give --source-schema to resolve enums and arrays)" } else { "" }
+                    if schema.is_none() {
+                        " (give --source-schema to resolve enums and arrays)"
+                    } else {
+                        ""
+                    }
                 ));
             }
             let not_null = declared.map(|d| d.not_null).unwrap_or(false)
@@ -358,8 +388,13 @@ fn build_mapping(
                 col.target_type = PgType::Uuid;
                 col.keep_old = Some(old.clone());
                 col.guessed = key.guessed;
-                col.note = Some(format!("integer key -> deterministic uuid; old value kept in {old}"));
-                report.keys_rewritten.push(format!("{q}.{} -> uuid (old value in {old})", c.column_name));
+                col.note = Some(format!(
+                    "integer key -> deterministic uuid; old value kept in {old}"
+                ));
+                report.keys_rewritten.push(format!(
+                    "{q}.{} -> uuid (old value in {old})",
+                    c.column_name
+                ));
                 let cols = vec![old];
                 indexes.push(IndexMapping {
                     name: index_name(&mut used_index_names, &t.schema, &t.name, &cols),
@@ -367,7 +402,9 @@ fn build_mapping(
                     unique: false,
                     reason: Some("old key".into()),
                 });
-            } else if let Some((parent, guessed)) = references.get(&(q.clone(), c.column_name.clone())) {
+            } else if let Some((parent, guessed)) =
+                references.get(&(q.clone(), c.column_name.clone()))
+            {
                 col.rewrite = Rewrite::Reference;
                 col.target_type = PgType::Uuid;
                 col.references = Some(parent.clone());
@@ -388,7 +425,9 @@ fn build_mapping(
             } else {
                 let (target, note) = default_target(&src, &where_, report);
                 if let Some(n) = &note {
-                    report.conversions.push(format!("{where_}: {src} -> {target} ({n})"));
+                    report
+                        .conversions
+                        .push(format!("{where_}: {src} -> {target} ({n})"));
                 }
                 col.target_type = target;
                 col.note = note;
@@ -399,7 +438,8 @@ fn build_mapping(
         // Source indexes and unique constraints, on target names; not repeating the key.
         if let Some(ts) = ts {
             let pk = &key.columns;
-            let mut seen: BTreeSet<Vec<String>> = indexes.iter().map(|i| i.columns.clone()).collect();
+            let mut seen: BTreeSet<Vec<String>> =
+                indexes.iter().map(|i| i.columns.clone()).collect();
             seen.insert(pk.clone());
             for u in &ts.unique {
                 if seen.insert(u.clone()) {

@@ -35,7 +35,9 @@ struct Dsql {
 
 impl std::fmt::Debug for Target {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Target").field("url", &self.display).finish()
+        f.debug_struct("Target")
+            .field("url", &self.display)
+            .finish()
     }
 }
 
@@ -175,7 +177,10 @@ mod tests {
 
     #[test]
     fn recognises_dsql_endpoints() {
-        assert_eq!(dsql_region("abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"), Some("us-east-1"));
+        assert_eq!(
+            dsql_region("abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws"),
+            Some("us-east-1")
+        );
         assert_eq!(dsql_region("127.0.0.1"), None);
         assert_eq!(dsql_region("db.example.com"), None);
         assert_eq!(dsql_region("x.rds.us-east-1.on.aws"), None);

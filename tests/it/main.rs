@@ -2,5 +2,5 @@
 
 mod convert_pg;
 mod harness;
-mod schema;
 mod local_export;
+mod schema;

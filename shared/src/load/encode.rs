@@ -13,8 +13,8 @@ use crate::keys::KeyMaker;
 use crate::mapping::{Mapping, OnOrphan, Rewrite, TableMapping};
 use crate::types::PgType;
 use arrow::array::{
-    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Int16Array,
-    Int32Array, Int64Array, LargeBinaryArray, LargeStringArray, StringArray, StringViewArray,
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Int16Array, Int32Array, Int64Array,
+    LargeBinaryArray, LargeStringArray, StringArray, StringViewArray,
 };
 use arrow::datatypes::DataType;
 use arrow::record_batch::RecordBatch;
@@ -39,7 +39,10 @@ enum Convert {
     /// Typed or text value converted to the target type.
     Plain { source: PgType, target: PgType },
     /// Integer key -> deterministic uuid, and maybe the old value too.
-    Key { maker: KeyMaker, keep_old: Option<PgType> },
+    Key {
+        maker: KeyMaker,
+        keep_old: Option<PgType>,
+    },
     /// Integer reference -> the parent's deterministic uuid.
     Reference {
         maker: KeyMaker,
@@ -95,7 +98,9 @@ impl RowEncoder {
                     let parent = c.references.clone().unwrap_or_default();
                     Convert::Reference {
                         maker: KeyMaker::new(ns, &parent),
-                        orphans: orphans.get(&(table.source.clone(), c.name.clone())).cloned(),
+                        orphans: orphans
+                            .get(&(table.source.clone(), c.name.clone()))
+                            .cloned(),
                         on_orphan: c.on_orphan.unwrap_or_default(),
                         parent,
                     }
@@ -149,12 +154,12 @@ impl RowEncoder {
             let fail = |value: String, expected: String, reason: String| {
                 let (rg, r) = chunk.locate(chunk_row);
                 Error::Convert {
-                    location: Location {
+                    location: Box::new(Location {
                         file: self.file.clone(),
                         row_group: rg,
                         row: r as usize,
                         column: col.name.clone(),
-                    },
+                    }),
                     value,
                     expected,
                     reason,
@@ -168,12 +173,12 @@ impl RowEncoder {
                 Err(FieldError::Orphan { value, parent }) => {
                     let (rg, r) = chunk.locate(chunk_row);
                     return Err(Error::Orphan {
-                        location: Location {
+                        location: Box::new(Location {
                             file: self.file.clone(),
                             row_group: rg,
                             row: r as usize,
                             column: col.name.clone(),
-                        },
+                        }),
                         value: value.to_string(),
                         parent,
                     });
@@ -182,7 +187,9 @@ impl RowEncoder {
                     return Err(fail(
                         format!("<{len} bytes>"),
                         "value DSQL can store".into(),
-                        format!("{len} bytes is over DSQL's limit of {DSQL_MAX_VALUE_BYTES} bytes for one value"),
+                        format!(
+                            "{len} bytes is over DSQL's limit of {DSQL_MAX_VALUE_BYTES} bytes for one value"
+                        ),
                     ));
                 }
             }
@@ -191,15 +198,17 @@ impl RowEncoder {
         if len > DSQL_MAX_ROW_BYTES {
             let (rg, r) = chunk.locate(chunk_row);
             return Err(Error::Convert {
-                location: Location {
+                location: Box::new(Location {
                     file: self.file.clone(),
                     row_group: rg,
                     row: r as usize,
                     column: "(whole row)".into(),
-                },
+                }),
                 value: format!("<{len} bytes>"),
                 expected: "row DSQL can store".into(),
-                reason: format!("{len} bytes is over DSQL's row limit of {DSQL_MAX_ROW_BYTES} bytes"),
+                reason: format!(
+                    "{len} bytes is over DSQL's row limit of {DSQL_MAX_ROW_BYTES} bytes"
+                ),
             });
         }
         Ok(())
@@ -230,7 +239,12 @@ fn int_value(array: &ArrayRef, row: usize) -> Option<i64> {
 fn str_value(array: &ArrayRef, row: usize) -> Option<&str> {
     match array.data_type() {
         DataType::Utf8 => Some(array.as_any().downcast_ref::<StringArray>()?.value(row)),
-        DataType::LargeUtf8 => Some(array.as_any().downcast_ref::<LargeStringArray>()?.value(row)),
+        DataType::LargeUtf8 => Some(
+            array
+                .as_any()
+                .downcast_ref::<LargeStringArray>()?
+                .value(row),
+        ),
         DataType::Utf8View => Some(array.as_any().downcast_ref::<StringViewArray>()?.value(row)),
         _ => None,
     }
@@ -249,13 +263,17 @@ fn value_text(array: &ArrayRef, row: usize) -> String {
         arrow::util::display::array_value_to_string(array, row).unwrap_or_else(|_| "?".into())
     };
     if s.chars().count() > 200 {
-        format!("{}... ({} characters)", s.chars().take(200).collect::<String>(), s.chars().count())
+        format!(
+            "{}... ({} characters)",
+            s.chars().take(200).collect::<String>(),
+            s.chars().count()
+        )
     } else {
         s
     }
 }
 
-fn write_len(out: &mut Vec<u8>, at: usize) -> std::result::Result<(), FieldError> {
+fn write_len(out: &mut [u8], at: usize) -> std::result::Result<(), FieldError> {
     let len = out.len() - at - 4;
     if len > DSQL_MAX_VALUE_BYTES {
         return Err(FieldError::TooBig(len));
@@ -283,7 +301,10 @@ fn encode_field(
             }
             let old = int_value(array, row).ok_or_else(|| ConvertError {
                 expected: "integer key".into(),
-                reason: format!("the column is {} in Parquet, not an integer", array.data_type()),
+                reason: format!(
+                    "the column is {} in Parquet, not an integer",
+                    array.data_type()
+                ),
             })?;
             out.extend_from_slice(&16i32.to_be_bytes());
             out.extend_from_slice(maker.key(old).as_bytes());
@@ -306,7 +327,10 @@ fn encode_field(
             }
             let old = int_value(array, row).ok_or_else(|| ConvertError {
                 expected: "integer reference".into(),
-                reason: format!("the column is {} in Parquet, not an integer", array.data_type()),
+                reason: format!(
+                    "the column is {} in Parquet, not an integer",
+                    array.data_type()
+                ),
             })?;
             if orphans.as_ref().is_some_and(|o| o.contains(&old)) {
                 match on_orphan {
@@ -344,23 +368,36 @@ fn encode_field(
                     convert::encode_i64(v, target, out)?;
                 }
                 DataType::Float32 => {
-                    let v = array.as_primitive::<arrow::datatypes::Float32Type>().value(row);
+                    let v = array
+                        .as_primitive::<arrow::datatypes::Float32Type>()
+                        .value(row);
                     convert::encode_f32(v, target, out)?;
                 }
                 DataType::Float64 => {
-                    let v = array.as_primitive::<arrow::datatypes::Float64Type>().value(row);
+                    let v = array
+                        .as_primitive::<arrow::datatypes::Float64Type>()
+                        .value(row);
                     convert::encode_f64(v, target, out)?;
                 }
                 DataType::Boolean => {
-                    let v = array.as_any().downcast_ref::<BooleanArray>().map(|a| a.value(row));
+                    let v = array
+                        .as_any()
+                        .downcast_ref::<BooleanArray>()
+                        .map(|a| a.value(row));
                     convert::encode_bool(v.unwrap_or_default(), target, out)?;
                 }
                 DataType::Binary => {
-                    let v = array.as_any().downcast_ref::<BinaryArray>().map(|a| a.value(row));
+                    let v = array
+                        .as_any()
+                        .downcast_ref::<BinaryArray>()
+                        .map(|a| a.value(row));
                     convert::encode_bytes(v.unwrap_or_default(), target, out)?;
                 }
                 DataType::LargeBinary => {
-                    let v = array.as_any().downcast_ref::<LargeBinaryArray>().map(|a| a.value(row));
+                    let v = array
+                        .as_any()
+                        .downcast_ref::<LargeBinaryArray>()
+                        .map(|a| a.value(row));
                     convert::encode_bytes(v.unwrap_or_default(), target, out)?;
                 }
                 other => {

@@ -104,10 +104,15 @@ pub async fn install(
 /// Sets the fraction (0 to 1) of batch commits that fail with an injected `40001 (OC000)`.
 pub async fn set_occ_fraction(client: &tokio_postgres::Client, fraction: f64) -> Result<()> {
     if !(0.0..=1.0).contains(&fraction) {
-        return Err(Error::Usage(format!("conflict fraction {fraction} must be between 0 and 1")));
+        return Err(Error::Usage(format!(
+            "conflict fraction {fraction} must be between 0 and 1"
+        )));
     }
     client
-        .execute("UPDATE snap2dsql_guard.config SET occ_fraction = $1 WHERE id = 1", &[&fraction])
+        .execute(
+            "UPDATE snap2dsql_guard.config SET occ_fraction = $1 WHERE id = 1",
+            &[&fraction],
+        )
         .await
         .map_err(|e| Error::db("set the injected conflict fraction", e))?;
     Ok(())

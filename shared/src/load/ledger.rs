@@ -38,7 +38,10 @@ pub async fn ensure(client: &tokio_postgres::Client) -> Result<()> {
     for sql in ddl() {
         if let Err(e) = client.batch_execute(sql).await {
             // A concurrent creator may win the race: that is the outcome we wanted.
-            if !e.code().is_some_and(|c| crate::ddl::is_already_done(c.code()) || c.code() == "23505") {
+            if !e
+                .code()
+                .is_some_and(|c| crate::ddl::is_already_done(c.code()) || c.code() == "23505")
+            {
                 return Err(Error::db("create the ledger (snap2dsql.ledger)", e));
             }
         }
@@ -91,14 +94,18 @@ pub async fn progress(
             let chunks: i64 = r.get(1);
             let batches: i64 = r.get(2);
             let n: i64 = r.get(3);
-            (r.get::<_, String>(0), chunks as u64, batches as u64, n as u64)
+            (
+                r.get::<_, String>(0),
+                chunks as u64,
+                batches as u64,
+                n as u64,
+            )
         })
         .collect())
 }
 
 /// True when a database error is the ledger's primary key refusing a second record of a batch.
 pub fn is_already_committed(e: &tokio_postgres::Error) -> bool {
-    e.as_db_error().is_some_and(|d| {
-        d.code().code() == "23505" && d.constraint() == Some(LEDGER_PKEY)
-    })
+    e.as_db_error()
+        .is_some_and(|d| d.code().code() == "23505" && d.constraint() == Some(LEDGER_PKEY))
 }

@@ -126,12 +126,19 @@ pub async fn load_chunk(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<ChunkOutcome> {
     ctx.options.validate()?;
-    let table = ctx.mapping.table(&chunk.table).ok_or_else(|| Error::Mapping {
-        file: "mapping".into(),
-        reason: format!("chunk {} is of table {}, which the mapping does not name", chunk.id, chunk.table),
-    })?;
+    let table = ctx
+        .mapping
+        .table(&chunk.table)
+        .ok_or_else(|| Error::Mapping {
+            file: "mapping".into(),
+            reason: format!(
+                "chunk {} is of table {}, which the mapping does not name",
+                chunk.id, chunk.table
+            ),
+        })?;
     let control = ctx.target.connect().await?;
-    let committed = ledger::committed_ranges(&control, &ctx.mapping.migration.id, &chunk.id).await?;
+    let committed =
+        ledger::committed_ranges(&control, &ctx.mapping.migration.id, &chunk.id).await?;
     drop(control);
     let already: u64 = committed.iter().map(|(a, b)| b - a).sum();
     let mut outcome = ChunkOutcome {
@@ -231,7 +238,11 @@ pub async fn load_chunk(
 
 /// `COPY "schema"."table" ("a", "b", ...) FROM STDIN (FORMAT binary)` for a table mapping.
 pub fn copy_statement(table: &TableMapping) -> String {
-    let cols: Vec<String> = table.target_columns().iter().map(|c| crate::ddl::ident(c)).collect();
+    let cols: Vec<String> = table
+        .target_columns()
+        .iter()
+        .map(|c| crate::ddl::ident(c))
+        .collect();
     format!(
         "COPY {} ({}) FROM STDIN (FORMAT binary)",
         qualified(&table.target_schema, &table.target_name),
@@ -255,7 +266,10 @@ async fn produce_batches(
     let mut selected = Vec::new();
     let mut offset = 0u64;
     for (i, n) in chunk.row_group_rows.iter().enumerate() {
-        let fully = *n > 0 && committed.iter().any(|(a, b)| *a <= offset && offset + n <= *b);
+        let fully = *n > 0
+            && committed
+                .iter()
+                .any(|(a, b)| *a <= offset && offset + n <= *b);
         if !fully && *n > 0 {
             selected.push(chunk.row_group_start + i);
             offsets.push((offset, *n));
@@ -265,7 +279,11 @@ async fn produce_batches(
     if selected.is_empty() {
         return Ok(0);
     }
-    let columns = encoder.source_columns().iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let columns = encoder
+        .source_columns()
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>();
     let mut stream = read::open(&ctx.export, chunk, selected, &columns, READ_BATCH_ROWS).await?;
     let max_rows = ctx.options.batch_rows;
     let max_bytes = ctx.options.batch_bytes;
@@ -288,7 +306,10 @@ async fn produce_batches(
     while let Some(batch) = stream.next().await {
         let batch = batch.map_err(|e| Error::Parquet {
             file: file.clone(),
-            reason: format!("unreadable data in row groups {}..{}: {e}", chunk.row_group_start, chunk.row_group_end),
+            reason: format!(
+                "unreadable data in row groups {}..{}: {e}",
+                chunk.row_group_start, chunk.row_group_end
+            ),
         })?;
         let arrays = encoder.arrays(&batch)?;
         for r in 0..batch.num_rows() {
@@ -342,11 +363,17 @@ async fn produce_batches(
         }
     }
     let expected: u64 = offsets.iter().map(|(_, n)| n).sum();
-    let seen: u64 = offsets[..rg.min(offsets.len())].iter().map(|(_, n)| n).sum::<u64>() + in_rg;
+    let seen: u64 = offsets[..rg.min(offsets.len())]
+        .iter()
+        .map(|(_, n)| n)
+        .sum::<u64>()
+        + in_rg;
     if seen != expected {
         return Err(Error::Parquet {
             file,
-            reason: format!("the footer announces {expected} rows in the selected row groups, the data holds {seen}"),
+            reason: format!(
+                "the footer announces {expected} rows in the selected row groups, the data holds {seen}"
+            ),
         });
     }
     if rows > 0 {
@@ -378,7 +405,10 @@ pub fn backoff(base: Duration, attempt: u32) -> Duration {
 }
 
 impl Writer {
-    async fn run(mut self, rx: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Batch>>>) -> Result<()> {
+    async fn run(
+        mut self,
+        rx: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Batch>>>,
+    ) -> Result<()> {
         loop {
             let batch = { rx.lock().await.recv().await };
             let Some(batch) = batch else {
@@ -404,7 +434,11 @@ impl Writer {
 
     /// One batch, one transaction; retried while the failure is retryable.
     async fn write(&mut self, batch: &Batch) -> Result<()> {
-        let range = format!("rows {}..{}", batch.first_row, batch.first_row + batch.rows as u64);
+        let range = format!(
+            "rows {}..{}",
+            batch.first_row,
+            batch.first_row + batch.rows as u64
+        );
         let mut attempt = 0;
         loop {
             let result = self.try_write(batch).await;
@@ -428,7 +462,9 @@ impl Writer {
             attempt += 1;
             if !class.is_retryable() || attempt >= self.options.max_attempts {
                 let why = match class {
-                    ErrorClass::TooBig => "a DSQL transaction limit was hit: the batch bounds are too large (a bug in batch sizing, or --batch-rows/--batch-bytes set too high)",
+                    ErrorClass::TooBig => {
+                        "a DSQL transaction limit was hit: the batch bounds are too large (a bug in batch sizing, or --batch-rows/--batch-bytes set too high)"
+                    }
                     ErrorClass::Data => "the target refused the data",
                     _ if class.is_retryable() => "retries exhausted",
                     _ => "failed",

@@ -63,7 +63,8 @@ async fn for_each_value(
         let footer = export.footer(obj).await?;
         for rg in 0..footer.row_groups.len() {
             let mut stream =
-                read::open_object(export, obj, Some(vec![rg]), &[column.to_string()], 65_536).await?;
+                read::open_object(export, obj, Some(vec![rg]), &[column.to_string()], 65_536)
+                    .await?;
             let mut row = 0usize;
             while let Some(batch) = stream.next().await {
                 let batch = batch.map_err(|e| Error::Parquet {
@@ -94,19 +95,27 @@ pub async fn scan(export: &Export, mapping: &Mapping) -> Result<(Orphans, Vec<Or
     let mut orphans = Orphans::new();
     let mut reports = Vec::new();
     for t in &mapping.tables {
-        for c in t.columns.iter().filter(|c| c.rewrite == Rewrite::Reference && !c.drop) {
+        for c in t
+            .columns
+            .iter()
+            .filter(|c| c.rewrite == Rewrite::Reference && !c.drop)
+        {
             let Some(parent) = c.references.clone() else {
                 continue;
             };
             let keys = match parents.get(&parent) {
                 Some(k) => k.clone(),
                 None => {
-                    let pm = mapping.table(&parent).and_then(|p| p.key_column()).ok_or_else(|| {
-                        Error::Mapping {
+                    let pm = mapping
+                        .table(&parent)
+                        .and_then(|p| p.key_column())
+                        .ok_or_else(|| Error::Mapping {
                             file: "mapping".into(),
-                            reason: format!("{}.{} references {parent}, which has no rewritten key", t.source, c.name),
-                        }
-                    })?;
+                            reason: format!(
+                                "{}.{} references {parent}, which has no rewritten key",
+                                t.source, c.name
+                            ),
+                        })?;
                     let mut set = HashSet::new();
                     for_each_value(export, &parent, &pm.name, |_, _, _, v| {
                         if let Some(v) = v {
@@ -137,7 +146,7 @@ pub async fn scan(export: &Export, mapping: &Mapping) -> Result<(Orphans, Vec<Or
                 };
                 if policy == OnOrphan::Fail {
                     return Err(Error::Orphan {
-                        location,
+                        location: Box::new(location),
                         value: v.to_string(),
                         parent: parent.clone(),
                     });

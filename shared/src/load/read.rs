@@ -58,7 +58,9 @@ pub async fn open_object(
         if let Some(bad) = rgs.iter().find(|r| **r >= available) {
             return Err(Error::Parquet {
                 file: name,
-                reason: format!("row group {bad} does not exist (the file has {available}): the chunk plan does not match this file"),
+                reason: format!(
+                    "row group {bad} does not exist (the file has {available}): the chunk plan does not match this file"
+                ),
             });
         }
         builder = builder.with_row_groups(rgs);
