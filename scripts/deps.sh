@@ -22,5 +22,13 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# The AWS API emulator (moto) for the S3 tests, in a venv under the repo, pinned.
+root=$(cd "$(dirname "$0")/.." && pwd)
+MOTO_VERSION=5.2.5
+if [ ! -x "$root/.venv/bin/moto_server" ] || ! "$root/.venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
+  echo "installing moto[server]==$MOTO_VERSION into .venv"
+  python3 -m venv "$root/.venv"
+  "$root/.venv/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
 # Debian's postgresql package starts a cluster on 5432; the project never uses it.
 exit 0

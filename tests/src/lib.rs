@@ -272,3 +272,71 @@ pub async fn connect(url: &str) -> tokio_postgres::Client {
 pub fn db_name(url: &str) -> &str {
     url.rsplit('/').next().unwrap_or(url)
 }
+
+/// A running AWS API emulator (moto) on 127.0.0.1, from the repo's `.venv` (`make deps`).
+pub struct Moto {
+    pub port: u16,
+}
+
+static MOTO: OnceLock<Moto> = OnceLock::new();
+
+/// The test binary's AWS emulator, started on first use.
+pub fn moto() -> &'static Moto {
+    MOTO.get_or_init(|| Moto::start().expect("start the AWS emulator (moto)"))
+}
+
+impl Moto {
+    fn start() -> Result<Moto, String> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let bin = root.join(".venv/bin/moto_server");
+        if !bin.exists() {
+            return Err(format!("{} is missing: run `make deps`", bin.display()));
+        }
+        let port = free_port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut cmd = Command::new(bin);
+            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            as_server_user(&mut cmd, None, true);
+            let child = cmd.spawn();
+            let ok = child.is_ok();
+            tx.send(child.map(|_| ()).map_err(|e| e.to_string())).ok();
+            if ok {
+                loop {
+                    std::thread::park();
+                }
+            }
+        });
+        rx.recv().map_err(|e| e.to_string())??;
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if start.elapsed() > Duration::from_secs(30) {
+                return Err("moto_server did not start in 30 s".into());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Ok(Moto { port })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// An S3 client for the emulator: test credentials, path-style addressing.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let creds =
+            aws_sdk_s3::config::Credentials::new("test", "test", None, None, "snap2dsql-tests");
+        let config = aws_sdk_s3::config::Builder::new()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(creds)
+            .endpoint_url(self.endpoint())
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+}
