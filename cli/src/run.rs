@@ -90,6 +90,9 @@ pub async fn run(a: RunArgs, full: bool) -> Result<ExitCode> {
             "orphans: {} rows of {}.{} reference a missing {} row: loaded per on_orphan = {:?}",
             r.count, r.table, r.column, r.parent, r.on_orphan
         );
+        for e in &r.examples {
+            eprintln!("  {e}");
+        }
     }
     let ctx = LoadContext {
         export: Arc::new(export),

@@ -412,7 +412,7 @@ fn build_mapping(
                 col.guessed = *guessed;
                 col.note = Some(format!("reference to {parent} -> its deterministic uuid"));
                 report.references_rewritten.push(format!(
-                    "{q}.{} -> uuid of {parent} (on_orphan = \"fail\": an order whose parent is missing stops the load; set \"null\" or \"keep\" to load it)",
+                    "{q}.{} -> uuid of {parent} (on_orphan = \"fail\": a row whose parent is missing stops the load; set \"null\" or \"keep\" in mapping.toml to load it)",
                     c.column_name
                 ));
                 let cols = vec![c.column_name.clone()];

@@ -462,35 +462,3 @@ fn float_text_matches_postgresql_output() {
         assert_eq!(f(v), s);
     }
 }
-
-/// Rough speed check: `cargo test --release -p snap2dsql convert::tests::speed -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn speed() {
-    let cases: &[(&str, &str, &str)] = &[
-        (
-            "timestamptz",
-            "timestamptz",
-            "2024-01-05 13:45:00.123456+05:30",
-        ),
-        ("timestamp", "timestamp", "2024-01-05 13:45:00.123456"),
-        ("date", "date", "2024-01-05"),
-        ("numeric", "numeric(12,2)", "-1234567.89"),
-        ("interval", "interval", "1 year 2 mons 3 days 04:05:06.789"),
-        ("uuid", "uuid", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
-        ("varchar(50)", "varchar(50)", "hello world"),
-        ("bigint", "bigint", "-1234567890123"),
-    ];
-    let mut out = Vec::with_capacity(1 << 20);
-    for (src, dst, v) in cases {
-        let (src, dst) = (t(src), t(dst));
-        let n = 2_000_000;
-        let start = std::time::Instant::now();
-        for _ in 0..n {
-            out.clear();
-            encode_text(&src, &dst, std::hint::black_box(v), &mut out).unwrap();
-        }
-        let ns = start.elapsed().as_nanos() as f64 / n as f64;
-        println!("{dst:>16}: {ns:.1} ns/value");
-    }
-}
