@@ -250,6 +250,21 @@ pub fn copy_statement(table: &TableMapping) -> String {
     )
 }
 
+/// Sorts row ranges and merges the ones that touch, so a row group covered by several
+/// committed batches is recognised as fully committed.
+pub fn coalesce(ranges: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let mut sorted = ranges.to_vec();
+    sorted.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(sorted.len());
+    for (a, b) in sorted {
+        match out.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => out.push((a, b)),
+        }
+    }
+    out
+}
+
 /// Reads, encodes and cuts batches; returns the number of orphan references loaded.
 async fn produce_batches(
     ctx: &LoadContext,
@@ -260,7 +275,15 @@ async fn produce_batches(
     tx: tokio::sync::mpsc::Sender<Batch>,
 ) -> Result<u64> {
     let mut encoder = RowEncoder::new(&ctx.mapping, table, &ctx.orphans, file.clone())?;
-    let covered = |r: u64| committed.iter().any(|(a, b)| r >= *a && r < *b);
+    let committed = coalesce(committed);
+    // Rows arrive in increasing order: one cursor over the sorted ranges answers "committed?".
+    let mut cursor = 0usize;
+    let mut covered = |r: u64| {
+        while cursor < committed.len() && committed[cursor].1 <= r {
+            cursor += 1;
+        }
+        cursor < committed.len() && committed[cursor].0 <= r
+    };
     // Row groups entirely committed are not read at all.
     let mut offsets = Vec::new();
     let mut selected = Vec::new();
@@ -536,5 +559,19 @@ impl Writer {
             .map_err(|e| Error::db(ctx("COPY"), e))?;
         tx.commit().await.map_err(|e| Error::db(ctx("commit"), e))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod range_tests {
+    use super::coalesce;
+
+    #[test]
+    fn committed_ranges_merge_when_they_touch() {
+        assert_eq!(
+            coalesce(&[(5, 10), (0, 5), (12, 20), (15, 18)]),
+            vec![(0, 10), (12, 20)]
+        );
+        assert_eq!(coalesce(&[]), Vec::<(u64, u64)>::new());
     }
 }
