@@ -3,4 +3,5 @@
 mod convert_pg;
 mod harness;
 mod local_export;
+mod plan;
 mod schema;
