@@ -685,6 +685,29 @@ async fn every_exported_type_loads_exactly() {
     let client = connect(&url).await;
     let schema = SourceSchema::from_postgres(&client, &url).await.unwrap();
     let p = plan(&export, Some(&schema)).await.unwrap();
+    // A pg_dump file of the same database plans the same (enum labels with quotes and a
+    // backslash, arrays, money, bare numeric).
+    let dir = tempfile::tempdir().unwrap();
+    let dump = schema_dump(&url, dir.path());
+    let from_file = SourceSchema::load(dump.to_str().unwrap()).await.unwrap();
+    assert_eq!(from_file, schema, "pg_dump file and catalog disagree");
+    let p_file = plan(&export, Some(&from_file)).await.unwrap();
+    assert_eq!(p_file.mapping, p.mapping);
+    let warnings = p.report.warnings.join("\n");
+    assert!(
+        warnings.contains("src.every_type.c_numeric: numeric without declared precision")
+            && warnings.contains("numeric(38,12)"),
+        "{warnings}"
+    );
+    let conversions = p.report.conversions.join("\n");
+    for c in [
+        "c_money: money -> numeric(21,4)",
+        "c_enum: src.mood -> text",
+        "c_int_array: integer[] -> jsonb",
+        "c_inet: inet -> text",
+    ] {
+        assert!(conversions.contains(c), "{c:?} not in {conversions}");
+    }
     let mut mapping = p.mapping;
     assert_eq!(mapping.tables.len(), 1);
     let t = &mut mapping.tables[0];
@@ -828,6 +851,76 @@ async fn malformed_export_info_is_named() {
             .contains(&format!("export_info_{EXPORT_ID}.json")),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn malformed_export_tables_info_is_named() {
+    let (url, _dir, root) = shop_export().await;
+    let tables_info = root_file(&root, "export_tables_info_");
+    // Valid JSON, wrong shape: perTableStatus is not a list.
+    std::fs::write(&tables_info, b"{\"perTableStatus\": {\"target\": \"x\"}}").unwrap();
+    let err = Export::open(root.to_str().unwrap(), None)
+        .await
+        .unwrap_err();
+    let Error::Metadata { file, reason } = &err else {
+        panic!("expected Error::Metadata, got {err:?}");
+    };
+    assert_eq!(file, &tables_info.display().to_string());
+    assert!(reason.contains("not the expected JSON"), "{reason}");
+    // A target that is not <database>.<schema>.<table>.
+    let bad = serde_json::json!({"perTableStatus": [
+        {"target": format!("{}.items", db_name(&url)), "status": "COMPLETE"}
+    ]});
+    std::fs::write(&tables_info, serde_json::to_vec(&bad).unwrap()).unwrap();
+    let err = Export::open(root.to_str().unwrap(), None)
+        .await
+        .unwrap_err();
+    let Error::Metadata { reason, .. } = &err else {
+        panic!("expected Error::Metadata, got {err:?}");
+    };
+    assert!(
+        reason.contains("is not <database>.<schema>.<table>"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn column_type_contradicting_the_parquet_type_is_named() {
+    let (url, _dir, root) = shop_export().await;
+    edit_tables_info(&root, |v| {
+        for c in type_mappings(v, &items_target(&url)) {
+            if c["columnName"] == "name" {
+                c["originalType"] = "integer".into();
+            }
+        }
+    });
+    let file = parquet_files(&root).remove(0);
+    let reason = expect_parquet_error(&root, &file).await;
+    assert!(
+        reason.contains("column \"name\" is Utf8 in Parquet, but its originalType \"integer\" is exported as int32"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn table_the_export_did_not_complete_is_reported_not_planned() {
+    let (url, _dir, root) = shop_export().await;
+    edit_tables_info(&root, |v| {
+        for t in v["perTableStatus"].as_array_mut().unwrap() {
+            if t["target"] == items_target(&url) {
+                t["status"] = "FAILED".into();
+                t["warningMessage"] = "export of this table failed".into();
+            }
+        }
+    });
+    let export = open(&root).await;
+    assert!(export.tables.is_empty());
+    let p = plan(&export, None).await.unwrap();
+    assert!(p.mapping.tables.is_empty());
+    assert_eq!(p.report.skipped.len(), 1, "{:?}", p.report);
+    assert_eq!(p.report.skipped[0].target, items_target(&url));
+    assert_eq!(p.report.skipped[0].status, "FAILED");
+    assert_eq!(p.report.skipped[0].reason, "export of this table failed");
 }
 
 #[tokio::test]
