@@ -225,6 +225,7 @@ const DDL_WORDS: &[&str] = &[
     "timestamp",
     "numeric",
     "real",
+    "bigint",
 ];
 
 /// Words the generated DSQL DDL must never contain, even quoted names aside.
@@ -532,6 +533,32 @@ async fn storefront_plan_with_source_schema_gives_the_seed_ddl() {
         Mapping::from_toml(&text, "mapping.toml").unwrap(),
         from_file.mapping
     );
+
+    // Loaded (into schema dst of the same database), every order points at its customer's new
+    // key and every row keeps its old id: what the seed's job loses, this keeps.
+    let mut mapping = from_file.mapping;
+    for t in &mut mapping.tables {
+        t.target_schema = "dst".into();
+    }
+    assert_eq!(load_all(export, mapping, &url).await.unwrap(), 80);
+    let row = client
+        .query_one(
+            "SELECT
+               (SELECT count(*) FROM dst.customers t JOIN sales.customers s ON s.id = t.old_id
+                WHERE (t.username, t.first_name, t.last_name)
+                      IS NOT DISTINCT FROM (s.username, s.first_name, s.last_name)),
+               (SELECT count(*) FROM dst.orders t JOIN sales.orders s ON s.id = t.old_id
+                JOIN dst.customers c ON c.id = t.customer_id AND c.old_id = s.customer_id
+                WHERE (t.order_date, t.order_timestamp, t.product_details, t.quantity,
+                       t.unit_cost, t.unit_weight)
+                      IS NOT DISTINCT FROM (s.order_date, s.order_timestamp, s.product_details,
+                       s.quantity, s.unit_cost, s.unit_weight))",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (customers, orders): (i64, i64) = (row.get(0), row.get(1));
+    assert_eq!((customers, orders), (20, 60), "rows that loaded exactly");
 }
 
 #[tokio::test]
@@ -569,6 +596,95 @@ async fn storefront_plan_without_source_schema_guesses_the_same_keys() {
             );
         }
     }
+}
+
+/// Quoted, mixed-case, spaced names; a self-reference; a column already called `old_<key>`.
+const ODD_NAMES: &str = r#"
+CREATE SCHEMA "Shop Floor";
+CREATE TABLE "Shop Floor"."Order Items" (
+  "Id" bigint PRIMARY KEY,
+  "Parent_id" bigint REFERENCES "Shop Floor"."Order Items" ("Id"),
+  "old_Id" int,
+  "Label" text NOT NULL
+);
+CREATE INDEX "Label ""Idx""" ON "Shop Floor"."Order Items" ("Label");
+CREATE TABLE "Shop Floor".notes (
+  id int PRIMARY KEY,
+  item bigint REFERENCES "Shop Floor"."Order Items" ("Id"),
+  body text
+);
+INSERT INTO "Shop Floor"."Order Items"
+SELECT g, CASE WHEN g > 1 THEN g / 2 END, -g, 'label ' || g FROM generate_series(1, 9) g;
+INSERT INTO "Shop Floor".notes SELECT g, CASE WHEN g % 3 > 0 THEN g END, 'n' || g
+FROM generate_series(1, 9) g;
+"#;
+
+#[tokio::test]
+async fn odd_names_and_a_self_reference_plan_and_load() {
+    let url = pg().create_db("plan_names");
+    pg().psql(db_name(&url), ODD_NAMES);
+    let (_dir, root) = export_db(&url, 4).await;
+    let export = open(&root).await;
+    let client = connect(&url).await;
+    let schema = SourceSchema::from_postgres(&client, &url).await.unwrap();
+    let p = plan(&export, Some(&schema)).await.unwrap();
+    let items = p.mapping.table("Shop Floor.Order Items").unwrap();
+    let id = column(items, "Id");
+    assert_eq!(id.rewrite, Rewrite::Key);
+    assert_eq!(
+        id.keep_old.as_deref(),
+        Some("old_old_Id"),
+        "\"old_Id\" exists: the old key needs another name"
+    );
+    let parent = column(items, "Parent_id");
+    assert_eq!(parent.rewrite, Rewrite::Reference);
+    assert_eq!(parent.references.as_deref(), Some("Shop Floor.Order Items"));
+    assert_eq!(column(items, "old_Id").rewrite, Rewrite::None);
+    let notes = p.mapping.table("Shop Floor.notes").unwrap();
+    assert_eq!(
+        column(notes, "item").references.as_deref(),
+        Some("Shop Floor.Order Items")
+    );
+    for st in ddl::create_statements(&p.mapping, Dialect::Dsql)
+        .iter()
+        .chain(&ddl::post_load_statements(&p.mapping, Dialect::Dsql))
+    {
+        check_dsql_statement(st);
+    }
+
+    let mut mapping = p.mapping;
+    for t in &mut mapping.tables {
+        t.target_schema = "dst".into();
+    }
+    assert_eq!(load_all(export, mapping.clone(), &url).await.unwrap(), 18);
+    let target = Target::parse(&url).await.unwrap();
+    assert_eq!(migrate::post_load(&target, &mapping).await.unwrap(), 5);
+    let row = client
+        .query_one(
+            r#"SELECT
+                 (SELECT count(*) FROM "Shop Floor"."Order Items" s
+                  JOIN dst."Order Items" t ON t."old_old_Id" = s."Id"
+                  WHERE t."old_Id" = s."old_Id" AND t."Label" = s."Label"
+                    AND t."Parent_id" IS NOT DISTINCT FROM
+                        (SELECT p."Id" FROM dst."Order Items" p
+                         WHERE p."old_old_Id" = s."Parent_id")),
+                 (SELECT count(*) FROM "Shop Floor".notes s
+                  JOIN dst.notes t ON t.old_id = s.id
+                  WHERE t.body = s.body AND t.item IS NOT DISTINCT FROM
+                        (SELECT p."Id" FROM dst."Order Items" p WHERE p."old_old_Id" = s.item)),
+                 (SELECT count(*) FROM pg_indexes WHERE schemaname = 'dst')"#,
+            &[],
+        )
+        .await
+        .unwrap();
+    let (items, notes, indexes): (i64, i64, i64) = (row.get(0), row.get(1), row.get(2));
+    assert_eq!(
+        (items, notes),
+        (9, 9),
+        "rows loaded exactly, references resolved"
+    );
+    // Two primary keys, two old-key indexes, two reference indexes, the source's "Label" index.
+    assert_eq!(indexes, 7);
 }
 
 // ---------------------------------------------------------------------------------------------
