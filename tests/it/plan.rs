@@ -935,6 +935,119 @@ fn items_target(url: &str) -> String {
 }
 
 #[tokio::test]
+async fn source_schema_disagreeing_with_the_export_is_warned() {
+    let (url, _dir, root) = shop_export().await;
+    let db = db_name(&url);
+    // After the export: a new table, a changed column type.
+    pg().psql(
+        db,
+        "CREATE TABLE shop.later (id int PRIMARY KEY);
+         ALTER TABLE shop.items ALTER made_at TYPE varchar(40);
+         ALTER TABLE shop.items ALTER note TYPE int USING length(note);",
+    );
+    let client = connect(&url).await;
+    let schema = SourceSchema::from_postgres(&client, &url).await.unwrap();
+    // And a table exported but gone from the schema.
+    let mut schema_without_items = schema.clone();
+    schema_without_items.tables.remove("shop.items");
+
+    let export = open(&root).await;
+    let p = plan(&export, Some(&schema)).await.unwrap();
+    let warnings = p.report.warnings.join("\n");
+    assert!(
+        warnings.contains(
+            "table shop.later is in the source schema but not in the export: not migrated"
+        ),
+        "{warnings}"
+    );
+    assert!(
+        warnings.contains("shop.items.note: the export says text, the source schema says integer: planned from the export"),
+        "{warnings}"
+    );
+    let items = p.mapping.table("shop.items").unwrap();
+    assert_eq!(column(items, "note").target_type, PgType::Text);
+    // text -> varchar(40) is only a refinement of the same kind? No: a different type, warned.
+    assert_eq!(
+        column(items, "made_at").source_type,
+        PgType::Text,
+        "{warnings}"
+    );
+
+    let p = plan(&export, Some(&schema_without_items)).await.unwrap();
+    let warnings = p.report.warnings.join("\n");
+    assert!(
+        warnings.contains(
+            "table shop.items is not in the source schema: its keys and references are guessed"
+        ),
+        "{warnings}"
+    );
+    let items = p.mapping.table("shop.items").unwrap();
+    assert!(items.primary_key_guessed);
+    assert!(
+        p.report
+            .guesses
+            .iter()
+            .any(|g| g == "shop.items: primary key guessed as (id)")
+    );
+}
+
+#[tokio::test]
+async fn empty_tables_and_flat_table_folders_plan_and_load() {
+    let url = pg().create_db("plan_layout");
+    pg().psql(
+        db_name(&url),
+        "CREATE TABLE public.empty (id int PRIMARY KEY, v text);
+         CREATE TABLE public.flat (id int PRIMARY KEY, v text);
+         INSERT INTO flat SELECT g, 'v' || g FROM generate_series(1, 7) g;",
+    );
+    let (_dir, root) = export_db(&url, 3).await;
+    // An older export: part files directly under the table folder, no batch folder.
+    let table_dir = root.join(db_name(&url)).join("public.flat");
+    for f in parquet_files(&table_dir) {
+        std::fs::rename(&f, table_dir.join(f.file_name().unwrap())).unwrap();
+    }
+    for e in std::fs::read_dir(&table_dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            std::fs::remove_dir_all(p).unwrap();
+        }
+    }
+    let export = open(&root).await;
+    assert!(
+        !root.join(db_name(&url)).join("public.empty").exists(),
+        "local-export writes no folder for an empty table"
+    );
+    let p = plan(&export, None).await.unwrap();
+    let sizes: Vec<(&str, u64, usize)> = p
+        .report
+        .tables
+        .iter()
+        .map(|t| (t.source.as_str(), t.rows, t.row_groups))
+        .collect();
+    assert_eq!(sizes, [("public.empty", 0, 0), ("public.flat", 7, 3)]);
+    assert!(
+        p.report
+            .warnings
+            .iter()
+            .any(|w| w
+                .contains("public.empty: status COMPLETE but no .parquet files: treated as empty")),
+        "{:?}",
+        p.report.warnings
+    );
+    let mut mapping = p.mapping;
+    for t in &mut mapping.tables {
+        t.target_schema = "dst".into();
+    }
+    assert_eq!(load_all(export, mapping, &url).await.unwrap(), 7);
+    let same = pg().psql(
+        db_name(&url),
+        "SELECT (SELECT count(*) FROM dst.flat t JOIN flat s ON s.id = t.old_id AND s.v = t.v),
+                (SELECT count(*) FROM dst.empty)",
+    );
+    assert_eq!(same.trim(), "7|0");
+}
+
+#[tokio::test]
 async fn missing_export_info_is_named() {
     let (_url, _dir, root) = shop_export().await;
     std::fs::remove_file(root_file(&root, "export_info_")).unwrap();
