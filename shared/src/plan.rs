@@ -187,7 +187,7 @@ fn default_target(
             scale: Some(12),
         };
         report.warnings.push(format!(
-            "{where_}: numeric without declared precision; DSQL's bare numeric is numeric(18,6), so it is planned as numeric(38,12): a value that does not fit fails the load naming its row. Set target_type if your data needs more"
+            "{where_}: numeric without declared precision and scale (Aurora's metadata has no scale: --source-schema gives both); DSQL's bare numeric is numeric(18,6), so it is planned as numeric(38,12): a value that does not fit fails the load naming its row. Set target_type if your data needs more"
         ));
         return (
             target,

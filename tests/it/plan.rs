@@ -561,6 +561,84 @@ async fn storefront_plan_with_source_schema_gives_the_seed_ddl() {
     assert_eq!((customers, orders), (20, 60), "rows that loaded exactly");
 }
 
+/// Aurora's metadata carries `originalNumPrecision` but no scale (aurora-export.md lists the
+/// fields): `unit_cost numeric(6,2)` arrives as `numeric` with precision 6 and nothing else.
+fn strip_numeric_scale(root: &Path) {
+    edit_tables_info(root, |v| {
+        for t in v["perTableStatus"].as_array_mut().unwrap() {
+            let Some(cols) = t["schemaMetadata"]["originalTypeMappings"].as_array_mut() else {
+                continue;
+            };
+            for c in cols {
+                c.as_object_mut().unwrap().remove("originalNumScale");
+            }
+        }
+    });
+}
+
+#[tokio::test]
+async fn storefront_from_aurora_metadata_without_numeric_scale_loads_exactly() {
+    let url = storefront_db(10, 30);
+    let (_dir, root) = export_db(&url, 100).await;
+    strip_numeric_scale(&root);
+    let export = open(&root).await;
+    let client = connect(&url).await;
+    let schema = SourceSchema::from_postgres(&client, &url).await.unwrap();
+
+    // With the schema, its numeric(6,2) is the type.
+    let known = plan(&export, Some(&schema)).await.unwrap();
+    let unit_cost = column(known.mapping.table("sales.orders").unwrap(), "unit_cost");
+    let numeric_6_2 = PgType::Numeric {
+        precision: Some(6),
+        scale: Some(2),
+    };
+    assert_eq!(unit_cost.source_type, numeric_6_2);
+    assert_eq!(unit_cost.target_type, numeric_6_2);
+
+    // Without it, the scale is unknown: the target must still hold every numeric(6,s) value
+    // (numeric(6) would be numeric(6,0) and refuse 123.45), and the report must say so.
+    let guessed = plan(&export, None).await.unwrap();
+    let unit_cost = column(guessed.mapping.table("sales.orders").unwrap(), "unit_cost");
+    assert_ne!(
+        unit_cost.target_type,
+        PgType::Numeric {
+            precision: Some(6),
+            scale: None
+        },
+        "numeric(6) means scale 0"
+    );
+    assert!(
+        guessed
+            .report
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("sales.orders.unit_cost: ")),
+        "{:?}",
+        guessed.report.warnings
+    );
+    for (p, schema_name) in [(known, "known"), (guessed, "guessed")] {
+        let mut mapping = p.mapping;
+        // Its own migration id: the ledger would otherwise count the second load as done.
+        mapping.migration.id = schema_name.into();
+        for t in &mut mapping.tables {
+            t.target_schema = schema_name.into();
+        }
+        assert_eq!(load_all(export.clone(), mapping, &url).await.unwrap(), 40);
+        let same: i64 = client
+            .query_one(
+                &format!(
+                    "SELECT count(*) FROM {schema_name}.orders t JOIN sales.orders s
+                     ON s.id = t.old_id AND s.unit_cost = t.unit_cost"
+                ),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(same, 30, "{schema_name}: unit_cost loaded exactly");
+    }
+}
+
 #[tokio::test]
 async fn storefront_plan_without_source_schema_guesses_the_same_keys() {
     let url = storefront_db(10, 30);
