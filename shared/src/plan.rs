@@ -363,6 +363,11 @@ fn build_mapping(
                     }
                 ));
             }
+            if declared.is_none() && c.original_type.trim().eq_ignore_ascii_case("ARRAY") {
+                report.guesses.push(format!(
+                    "{where_}: the export says ARRAY, not of what: elements guessed to be text (a jsonb array of strings; give --source-schema for the element type)"
+                ));
+            }
             let not_null = declared.map(|d| d.not_null).unwrap_or(false)
                 || key.columns.contains(&c.column_name);
             let mut col = ColumnMapping {

@@ -987,6 +987,33 @@ async fn every_exported_type_loads_exactly() {
     );
 }
 
+#[tokio::test]
+async fn without_schema_the_types_the_export_hides_are_warned() {
+    let url = pg().create_db("plan_vague");
+    pg().psql(db_name(&url), EVERY_TYPE);
+    let (_dir, root) = export_db(&url, 100).await;
+    let export = open(&root).await;
+    let p = plan(&export, None).await.unwrap();
+    let t = p.mapping.table("src.every_type").unwrap();
+    // The export says USER-DEFINED and ARRAY: the enum and the arrays' element types are lost.
+    assert_eq!(
+        column(t, "c_enum").source_type,
+        PgType::Other("USER-DEFINED".into())
+    );
+    assert_eq!(column(t, "c_enum").target_type, PgType::Text);
+    assert_eq!(column(t, "c_int_array").target_type, PgType::Jsonb);
+    let said = [p.report.warnings.clone(), p.report.guesses.clone()]
+        .concat()
+        .join("\n");
+    for c in ["c_enum", "c_int_array", "c_text_array"] {
+        let line = said
+            .lines()
+            .find(|l| l.starts_with(&format!("src.every_type.{c}: ")))
+            .unwrap_or_else(|| panic!("nothing said about {c}:\n{said}"));
+        assert!(line.contains("--source-schema"), "{line}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 3. Bad inputs: each a specific error naming the file, column or value.
 
