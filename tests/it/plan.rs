@@ -1630,6 +1630,107 @@ async fn cli_plan_writes_mapping_and_ddl_and_key_prints_the_new_key() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(stderr.starts_with("error: "), "{stderr}");
     assert!(stderr.contains("\"sales.nope\""), "{stderr}");
+
+    // Negative keys exist (sequences can start anywhere).
+    let o = run_cli(&[
+        "key",
+        "--mapping",
+        mapping_path.to_str().unwrap(),
+        "--table",
+        "sales.orders",
+        "--old",
+        "-5",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let want = snap2dsql::keys::new_key(mapping.migration.namespace, "sales.orders", -5);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), format!("{want}\n"));
+
+    // The PostgreSQL dialect for rehearsals, and the report as JSON.
+    let out_pg = dir.path().join("plan-pg");
+    let o = run_cli(&[
+        "plan",
+        "--export",
+        root.to_str().unwrap(),
+        "--out",
+        out_pg.to_str().unwrap(),
+        "--dialect",
+        "postgres",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "--json prints JSON: {e}: {}",
+            String::from_utf8_lossy(&o.stdout)
+        )
+    });
+    assert_eq!(report["export_id"], EXPORT_ID);
+    assert_eq!(report["database"], db_name(&url));
+    assert!(
+        !report["guesses"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    let post = std::fs::read_to_string(out_pg.join("ddl-post-load.sql")).unwrap();
+    assert!(!post.contains("ASYNC"), "{post}");
+    assert_eq!(
+        post.matches("\nCREATE INDEX IF NOT EXISTS ").count(),
+        3,
+        "{post}"
+    );
+
+    let o = run_cli(&[
+        "plan",
+        "--export",
+        root.to_str().unwrap(),
+        "--out",
+        out_pg.to_str().unwrap(),
+        "--dialect",
+        "oracle",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.starts_with("error: unknown dialect \"oracle\""),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn cli_plan_writes_a_mapping_dsql_would_refuse_then_fails_saying_why() {
+    let url = pg().create_db("plan_wide");
+    let cols: Vec<String> = (1..=255).map(|i| format!("c{i} int")).collect();
+    pg().psql(
+        db_name(&url),
+        &format!(
+            "CREATE TABLE wide (id int PRIMARY KEY, {}); INSERT INTO wide (id) VALUES (1);",
+            cols.join(", ")
+        ),
+    );
+    let (dir, root) = export_db(&url, 100).await;
+    let out = dir.path().join("plan");
+    let o = run_cli(&[
+        "plan",
+        "--export",
+        root.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("error: mapping "), "{stderr}");
+    assert!(
+        stderr.contains("table public.wide: 257 target columns, DSQL allows 255"),
+        "{stderr}"
+    );
+    // Written anyway, to be edited (drop columns) and reviewed.
+    let text = std::fs::read_to_string(out.join("mapping.toml")).unwrap();
+    assert!(text.contains("source = \"public.wide\""));
+    assert!(out.join("ddl.sql").exists());
 }
 
 #[test]
