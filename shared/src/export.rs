@@ -108,12 +108,17 @@ impl ColumnType {
         Ok(match t {
             PgType::Varchar(None) => PgType::Varchar(n(self.original_char_max_length)),
             PgType::Char(None) => PgType::Char(n(self.original_char_max_length)),
+            // Aurora records the precision but not the scale: `numeric(p)` would mean scale 0
+            // and refuse every fraction, so without a scale the type stays unconstrained (the
+            // source schema, when given, then supplies both).
             PgType::Numeric {
                 precision: None, ..
-            } if self.original_num_precision.is_some() => PgType::Numeric {
-                precision: n(self.original_num_precision),
-                scale: n(self.original_num_scale),
-            },
+            } if self.original_num_precision.is_some() && self.original_num_scale.is_some() => {
+                PgType::Numeric {
+                    precision: n(self.original_num_precision),
+                    scale: n(self.original_num_scale),
+                }
+            }
             t => t,
         })
     }

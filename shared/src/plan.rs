@@ -187,7 +187,7 @@ fn default_target(
             scale: Some(12),
         };
         report.warnings.push(format!(
-            "{where_}: numeric without declared precision; DSQL's bare numeric is numeric(18,6), so it is planned as numeric(38,12): a value that does not fit fails the load naming its row. Set target_type if your data needs more"
+            "{where_}: numeric without declared precision and scale (Aurora's metadata has no scale: --source-schema gives both); DSQL's bare numeric is numeric(18,6), so it is planned as numeric(38,12): a value that does not fit fails the load naming its row. Set target_type if your data needs more"
         ));
         return (
             target,
@@ -361,6 +361,11 @@ fn build_mapping(
                     } else {
                         ""
                     }
+                ));
+            }
+            if declared.is_none() && c.original_type.trim().eq_ignore_ascii_case("ARRAY") {
+                report.guesses.push(format!(
+                    "{where_}: the export says ARRAY, not of what: elements guessed to be text (a jsonb array of strings; give --source-schema for the element type)"
                 ));
             }
             let not_null = declared.map(|d| d.not_null).unwrap_or(false)

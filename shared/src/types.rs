@@ -205,12 +205,14 @@ impl PgType {
                 PgType::Text,
                 Some("enums are not a DSQL type: enum -> text"),
             ),
+            // money is an int64 count of cents: up to 17 integer digits (92233720368547758.07)
+            // in the C/en_US output the export holds; numeric(19,4) refused its upper range.
             PgType::Money => (
                 PgType::Numeric {
-                    precision: Some(19),
+                    precision: Some(21),
                     scale: Some(4),
                 },
-                Some("money -> numeric(19,4)"),
+                Some("money -> numeric(21,4)"),
             ),
             PgType::Inet | PgType::Cidr | PgType::MacAddr | PgType::MacAddr8 => (
                 PgType::Text,
@@ -397,7 +399,7 @@ mod tests {
         assert_eq!(
             PgType::Money.dsql_target().0,
             PgType::Numeric {
-                precision: Some(19),
+                precision: Some(21),
                 scale: Some(4)
             }
         );

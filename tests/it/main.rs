@@ -3,5 +3,6 @@
 mod convert_pg;
 mod harness;
 mod local_export;
+mod plan;
 mod s3;
 mod schema;
