@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# `make bench`: how fast snap2dsql loads, beside the limit and beside the Glue job's way, and how
+# much memory it takes. Prints figures; it is not a test (`make test` never runs it).
+#
+# One throwaway PostgreSQL (scripts/pg.sh, 127.0.0.1) holds the source and one target database
+# per contender, each made from the plan's ddl.sql (primary keys only: the secondary indexes of
+# ddl-post-load.sql are not built, no guard triggers). Contenders, one after the other:
+#   limit      the rows snap2dsql converted, dumped once with COPY (FORMAT binary), split into
+#              COPY_ROWS-row files, sent by one psql session with one `\copy` per file (each its
+#              own transaction): the server's own speed at DSQL-sized binary COPY transactions.
+#   glue       the same rows as batched INSERTs, GLUE_BATCH rows per executemany + COMMIT
+#              (psycopg 3; what Spark's JDBC writer does), one connection.
+#   snap2dsql  `snap2dsql load --mapping` from the export, with its defaults (or LOAD_FLAGS).
+# Then the memory of one large part file against a small one of the same shape (BIG_FILE=1).
+#
+# Sizes: ORDERS (2,000,000), CUSTOMERS (100,000), ROWS_PER_FILE (1,000,000),
+#        BIG_ROWS (1,400,000 rows of ~1 KiB random base64: a ~1 GiB part file), SMALL_ROWS (10,000).
+# Knobs: LOAD_FLAGS (extra `snap2dsql load` flags, e.g. "--concurrency 2 --parallel-chunks 1"),
+#        COPY_ROWS (3,000), GLUE_BATCH (2,500), BIG_FILE (1; 0 skips the file-size case),
+#        SKIP_GLUE (0; 1 skips the slow Glue-style contender), KEEP=1 keeps .work/bench.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+work=$root/.work/bench
+bin=${CARGO_TARGET_DIR:-$root/target}/release/snap2dsql
+py=$root/.venv/bin/python
+orders=${ORDERS:-2000000}
+customers=${CUSTOMERS:-100000}
+rows_per_file=${ROWS_PER_FILE:-1000000}
+copy_rows=${COPY_ROWS:-3000}
+glue_batch=${GLUE_BATCH:-2500}
+big_file=${BIG_FILE:-1}
+big_rows=${BIG_ROWS:-1400000}
+small_rows=${SMALL_ROWS:-10000}
+skip_glue=${SKIP_GLUE:-0}
+read -r -a load_flags <<< "${LOAD_FLAGS:-}"
+
+bash "$root/scripts/bench/deps.sh"
+[ -x "$bin" ] || { echo "no release build at $bin: run make build" >&2; exit 1; }
+
+"$root/scripts/pg.sh" stop "$work/pg" >/dev/null 2>&1 || true
+rm -rf "$work"
+mkdir -p "$work"
+port=$("$root/scripts/pg.sh" start "$work/pg")
+trap '"$root/scripts/pg.sh" stop "$work/pg"' EXIT
+url() { echo "postgres://postgres@127.0.0.1:$port/$1"; }
+psql_() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"; }
+now() { date +%s.%N; }
+loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+# Peak RSS in KiB from a `/usr/bin/time -v` output file.
+rss_kib() { awk -F': ' '/Maximum resident set size/ {print $2}' "$1"; }
+declare -A secs rows
+
+echo "== machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, load average $(loadavg)," \
+  "PostgreSQL $(psql --version | awk '{print $3}') on 127.0.0.1:$port (fsync=off), snap2dsql $("$bin" --version | awk '{print $2}')"
+
+echo "== source: storefront with $customers customers and $orders orders"
+t0=$(now)
+psql_ -d postgres -c "CREATE DATABASE storefront"
+psql_ -d storefront -v customers="$customers" -v orders="$orders" -f "$root/scripts/storefront.sql" >/dev/null
+"$bin" local-export --source "$(url storefront)" --out "$work/export" --export-id storefront-bench \
+  --rows-per-file "$rows_per_file" --rows-per-row-group 100000 >"$work/export.log" 2>&1
+"$bin" plan --dialect postgres --source-schema "$(url storefront)" --export "$work/export" --out "$work/plan" >/dev/null
+echo "   export: $(find "$work/export" -name '*.parquet' | wc -l) part files, $(du -sh "$work/export" | cut -f1);" \
+  "built in $(printf %.0f "$(echo "$(now) - $t0" | bc)") s"
+
+# The target tables: one database per contender, same DDL (ddl.sql: tables and primary keys).
+for db in t_snap t_copy t_glue; do
+  psql_ -d postgres -c "CREATE DATABASE $db"
+  psql_ -d "$db" -f "$work/plan/ddl.sql" >/dev/null
+done
+# schema.table and its columns in order, from the target's catalog (the plan's DDL made them).
+mapfile -t tables < <(psql_ -d t_snap -At -c "
+  SELECT table_schema || '.' || table_name || ':' || string_agg(column_name, ',' ORDER BY ordinal_position)
+  FROM information_schema.columns
+  WHERE table_schema NOT IN ('pg_catalog', 'information_schema', 'snap2dsql')
+  GROUP BY table_schema, table_name ORDER BY 1")
+qcols() { echo "\"${1//,/\", \"}\""; }   # a,b -> "a", "b"
+qname() { echo "\"${1%%.*}\".\"${1#*.}\""; }
+count_rows() {
+  local n=0 spec
+  for spec in "${tables[@]}"; do
+    n=$((n + $(psql_ -d "$1" -At -c "SELECT count(*) FROM $(qname "${spec%%:*}")")))
+  done
+  echo "$n"
+}
+expected=$((orders + customers))
+
+echo "== snap2dsql load (release build${LOAD_FLAGS:+, $LOAD_FLAGS}) -> t_snap   [load average $(loadavg)]"
+psql_ -d postgres -c CHECKPOINT
+t0=$(now)
+/usr/bin/time -v -o "$work/snap.time" "$bin" load --export "$work/export" --mapping "$work/plan/mapping.toml" \
+  --target "$(url t_snap)" --report "$work/snap-report.json" "${load_flags[@]}" > "$work/snap.out"
+secs[snap]=$(echo "$(now) - $t0" | bc)
+rows[snap]=$(count_rows t_snap)
+snap_rss=$(rss_kib "$work/snap.time")
+load_phase=$("$py" -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["rows_per_second"]))' "$work/snap-report.json")
+echo "   ${rows[snap]} rows in $(printf %.2f "${secs[snap]}") s; its own load-phase rate ${load_phase} rows/s; peak RSS $((snap_rss / 1024)) MiB;" \
+  "CPU user $(awk -F': ' '/User time/ {print $2}' "$work/snap.time") s, system $(awk -F': ' '/System time/ {print $2}' "$work/snap.time") s"
+
+echo "== limit: the converted rows, $copy_rows-row binary COPY files, one psql session of \\copy -> t_copy"
+mkdir -p "$work/copy"
+: > "$work/copy/load.sql"
+for spec in "${tables[@]}"; do
+  name=${spec%%:*} cols=${spec#*:}
+  psql_ -d t_snap -c "COPY (SELECT $(qcols "$cols") FROM $(qname "$name")) TO STDOUT (FORMAT binary)" > "$work/copy/$name.all"
+  read -r n files < <("$py" "$root/scripts/bench/copy_split.py" "$work/copy/$name.all" "$work/copy/$name" "$copy_rows")
+  rm "$work/copy/$name.all"
+  echo "   $name: $n rows in $files files"
+  for f in "$work/copy/$name".[0-9]*.bin; do
+    echo "\\copy $(qname "$name") ($(qcols "$cols")) FROM '$f' (FORMAT binary)" >> "$work/copy/load.sql"
+  done
+done
+psql_ -d postgres -c CHECKPOINT
+echo "   [load average $(loadavg)]"
+t0=$(now)
+psql_ -d t_copy -f "$work/copy/load.sql"
+secs[limit]=$(echo "$(now) - $t0" | bc)
+rows[limit]=$(count_rows t_copy)
+echo "   ${rows[limit]} rows in $(printf %.2f "${secs[limit]}") s"
+
+if [ "$skip_glue" != 1 ]; then
+  echo "== Glue-style: batched INSERTs, $glue_batch rows per executemany + COMMIT -> t_glue   [load average $(loadavg)]"
+  psql_ -d postgres -c CHECKPOINT
+  read -r _ secs[glue] < <("$py" "$root/scripts/bench/glue_insert.py" "$(url t_snap)" "$(url t_glue)" "$glue_batch" "${tables[@]}")
+  rows[glue]=$(count_rows t_glue)
+  echo "   ${rows[glue]} rows in $(printf %.2f "${secs[glue]}") s (inserts only)"
+fi
+
+for c in snap limit glue; do
+  if [ -n "${rows[$c]:-}" ] && [ "${rows[$c]}" != "$expected" ]; then
+    echo "error: $c loaded ${rows[$c]} rows, expected $expected" >&2
+    exit 1
+  fi
+done
+
+rate() { echo "${rows[$1]} / ${secs[$1]}" | bc -l; }
+ratio() { if [ -n "${secs[$2]:-}" ]; then printf '%.2f' "$(echo "$(rate "$1") / $(rate "$2")" | bc -l)"; else echo -; fi; }
+verdict() { if [ "$(echo "$1" | bc -l)" = 1 ]; then echo met; else echo MISSED; fi; }
+echo
+echo "== results: $expected rows ($customers customers + $orders orders), load average now $(loadavg)"
+printf '%-30s %10s %9s %10s %10s %10s\n' contender rows seconds rows/s "vs limit" "vs glue"
+for c in limit glue snap; do
+  [ -n "${secs[$c]:-}" ] || continue
+  label=$c
+  [ "$c" = limit ] && label="limit (psql \\copy binary)"
+  [ "$c" = glue ] && label="Glue-style (INSERT batches)"
+  [ "$c" = snap ] && label="snap2dsql load"
+  printf '%-30s %10d %9.2f %10.0f %10s %10s\n' "$label" "${rows[$c]}" "${secs[$c]}" "$(rate "$c")" "$(ratio "$c" limit)" "$(ratio "$c" glue)"
+done
+echo "snap2dsql peak RSS: $((snap_rss / 1024)) MiB"
+echo "targets: snap2dsql >= 0.8 x limit: $(ratio snap limit) ($(verdict "$(rate snap) >= 0.8 * $(rate limit)"));" \
+  "$([ -n "${secs[glue]:-}" ] && echo ">= 5 x Glue-style: $(ratio snap glue) ($(verdict "$(rate snap) >= 5 * $(rate glue)"));")" \
+  "peak RSS < 256 MiB: $((snap_rss / 1024)) MiB ($(verdict "$snap_rss < 262144"))"
+
+if [ "$big_file" = 1 ]; then
+  echo
+  echo "== memory against file size: one part file each, same shape (id, ~1 KiB random text), 100,000-row row groups"
+  for size in small big; do
+    n=$small_rows
+    [ "$size" = big ] && n=$big_rows
+    psql_ -d postgres -c "CREATE DATABASE blob_$size" -c "CREATE DATABASE t_blob_$size"
+    psql_ -d "blob_$size" -c "CREATE EXTENSION pgcrypto" -c "CREATE SCHEMA bench" \
+      -c "CREATE TABLE bench.blob (id bigint PRIMARY KEY, payload text NOT NULL)" \
+      -c "INSERT INTO bench.blob SELECT g, encode(gen_random_bytes(768), 'base64') FROM generate_series(1, $n) g"
+    "$bin" local-export --source "$(url "blob_$size")" --out "$work/blob-$size" --export-id "blob-$size" \
+      --rows-per-file $((n + 1)) --rows-per-row-group 100000 >"$work/blob-$size-export.log" 2>&1
+    "$bin" plan --dialect postgres --source-schema "$(url "blob_$size")" --export "$work/blob-$size" --out "$work/blob-$size-plan" >/dev/null
+    psql_ -d "t_blob_$size" -f "$work/blob-$size-plan/ddl.sql" >/dev/null
+    psql_ -d postgres -c "DROP DATABASE blob_$size" -c CHECKPOINT
+    t0=$(now)
+    /usr/bin/time -v -o "$work/blob-$size.time" "$bin" load --export "$work/blob-$size" \
+      --mapping "$work/blob-$size-plan/mapping.toml" --target "$(url "t_blob_$size")" "${load_flags[@]}" >/dev/null
+    s=$(echo "$(now) - $t0" | bc)
+    files=$(find "$work/blob-$size" -name '*.parquet')
+    [ "$(echo "$files" | wc -l)" = 1 ] || { echo "error: expected one part file, got: $files" >&2; exit 1; }
+    bytes=$(stat -c %s "$files")
+    printf -v "line_$size" '%-6s %10d rows  %8.1f MiB part file  %6.1f s  peak RSS %4d MiB' \
+      "$size" "$n" "$(echo "$bytes / 1048576" | bc -l)" "$s" $(($(rss_kib "$work/blob-$size.time") / 1024))
+    psql_ -d postgres -c "DROP DATABASE t_blob_$size"
+    rm -rf "$work/blob-$size"
+  done
+  echo "$line_small"
+  echo "$line_big"
+fi
+[ "${KEEP:-0}" = 1 ] || rm -rf "$work/copy" "$work/export"

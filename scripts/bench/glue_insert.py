@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""The Glue job's way of writing, reproduced: batched INSERTs, one commit per batch.
+
+Spark's JDBC writer prepares `INSERT INTO t (cols) VALUES (?, ...)`, adds rows to a batch and
+runs `executeBatch()` every `batchsize` rows; the Glue job commits each batch (DSQL's 3,000-row
+transactions). Here: psycopg 3 `executemany` of the same INSERT, `BATCH` rows per call, then
+COMMIT. psycopg >= 3.1 runs executemany in libpq pipeline mode when libpq supports it, which is
+what pgjdbc's executeBatch does too (many Bind/Execute sent before reading the results): no
+COPY, no multi-row VALUES rewriting.
+
+    glue_insert.py SOURCE_URL TARGET_URL BATCH schema.table[:col,col,...] ...
+
+Reads every row of each table from SOURCE_URL first (untimed), then times only the inserts into
+TARGET_URL. Prints one line: `rows seconds` (and details on stderr).
+"""
+import sys
+import time
+
+import psycopg
+from psycopg import sql
+
+
+def main() -> None:
+    source, target, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    tables = []
+    for spec in sys.argv[4:]:
+        name, cols = spec.split(":")
+        schema, table = name.split(".")
+        tables.append((schema, table, cols.split(",")))
+
+    data = []
+    with psycopg.connect(source) as conn:
+        for schema, table, cols in tables:
+            q = sql.SQL("SELECT {} FROM {}").format(
+                sql.SQL(", ").join(map(sql.Identifier, cols)), sql.Identifier(schema, table)
+            )
+            with conn.cursor() as cur:
+                cur.execute(q)
+                data.append(cur.fetchall())
+
+    pipeline = psycopg.Pipeline.is_supported()
+    print(
+        f"psycopg {psycopg.__version__} ({psycopg.pq.__impl__}, libpq {psycopg.pq.version()}),"
+        f" executemany in pipeline mode: {'yes' if pipeline else 'no'}",
+        file=sys.stderr,
+    )
+    rows = 0
+    with psycopg.connect(target, autocommit=False) as conn:
+        started = time.perf_counter()
+        for (schema, table, cols), rowset in zip(tables, data):
+            q = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+                sql.Identifier(schema, table),
+                sql.SQL(", ").join(map(sql.Identifier, cols)),
+                sql.SQL(", ").join(sql.Placeholder() * len(cols)),
+            )
+            with conn.cursor() as cur:
+                for i in range(0, len(rowset), batch):
+                    cur.executemany(q, rowset[i : i + batch])
+                    conn.commit()
+            rows += len(rowset)
+        seconds = time.perf_counter() - started
+    print(rows, f"{seconds:.3f}")
+
+
+if __name__ == "__main__":
+    main()
