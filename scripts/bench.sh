@@ -11,12 +11,17 @@
 #   glue       the same rows as batched INSERTs, GLUE_BATCH rows per executemany + COMMIT
 #              (psycopg 3; what Spark's JDBC writer does), one connection.
 #   snap2dsql  `snap2dsql load --mapping` from the export, with its defaults (or LOAD_FLAGS).
+#   (info)     the limit's files again over LIMIT_SESSIONS concurrent psql sessions: what the
+#              server takes from several writers, as snap2dsql uses (4 per chunk, 2 chunks).
 # Then the memory of one large part file against a small one of the same shape (BIG_FILE=1).
 #
 # Sizes: ORDERS (2,000,000), CUSTOMERS (100,000), ROWS_PER_FILE (1,000,000),
 #        BIG_ROWS (1,400,000 rows of ~1 KiB random base64: a ~1 GiB part file), SMALL_ROWS (10,000).
 # Knobs: LOAD_FLAGS (extra `snap2dsql load` flags, e.g. "--concurrency 2 --parallel-chunks 1"),
 #        COPY_ROWS (3,000), GLUE_BATCH (2,500), BIG_FILE (1; 0 skips the file-size case),
+#        MID_ROWS (200,000: a third file, same row-group size as the big one, far smaller),
+#        LIMIT_SESSIONS (4: the limit's files also sent by this many concurrent psql sessions,
+#        shown for information; 1 skips it),
 #        SKIP_GLUE (0; 1 skips the slow Glue-style contender), KEEP=1 keeps .work/bench.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,6 +37,8 @@ big_file=${BIG_FILE:-1}
 big_rows=${BIG_ROWS:-1400000}
 small_rows=${SMALL_ROWS:-10000}
 skip_glue=${SKIP_GLUE:-0}
+limit_sessions=${LIMIT_SESSIONS:-4}
+mid_rows=${MID_ROWS:-200000}
 read -r -a load_flags <<< "${LOAD_FLAGS:-}"
 
 bash "$root/scripts/bench/deps.sh"
@@ -64,7 +71,7 @@ echo "   export: $(find "$work/export" -name '*.parquet' | wc -l) part files, $(
   "built in $(printf %.0f "$(echo "$(now) - $t0" | bc)") s"
 
 # The target tables: one database per contender, same DDL (ddl.sql: tables and primary keys).
-for db in t_snap t_copy t_glue; do
+for db in t_snap t_copy t_copyn t_glue; do
   psql_ -d postgres -c "CREATE DATABASE $db"
   psql_ -d "$db" -f "$work/plan/ddl.sql" >/dev/null
 done
@@ -93,6 +100,7 @@ t0=$(now)
 secs[snap]=$(echo "$(now) - $t0" | bc)
 rows[snap]=$(count_rows t_snap)
 snap_rss=$(rss_kib "$work/snap.time")
+snap_cpu=$(awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {printf "%.2f", u + s}' "$work/snap.time")
 load_phase=$("$py" -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["rows_per_second"]))' "$work/snap-report.json")
 echo "   ${rows[snap]} rows in $(printf %.2f "${secs[snap]}") s; its own load-phase rate ${load_phase} rows/s; peak RSS $((snap_rss / 1024)) MiB;" \
   "CPU user $(awk -F': ' '/User time/ {print $2}' "$work/snap.time") s, system $(awk -F': ' '/System time/ {print $2}' "$work/snap.time") s"
@@ -118,6 +126,24 @@ secs[limit]=$(echo "$(now) - $t0" | bc)
 rows[limit]=$(count_rows t_copy)
 echo "   ${rows[limit]} rows in $(printf %.2f "${secs[limit]}") s"
 
+if [ "$limit_sessions" -gt 1 ]; then
+  echo "== limit, $limit_sessions sessions: the same files, round-robin over $limit_sessions concurrent psql sessions -> t_copyn"
+  for ((k = 0; k < limit_sessions; k++)); do
+    awk -v n="$limit_sessions" -v k="$k" 'NR % n == k' "$work/copy/load.sql" > "$work/copy/load-$k.sql"
+  done
+  psql_ -d postgres -c CHECKPOINT
+  echo "   [load average $(loadavg)]"
+  t0=$(now)
+  pids=()
+  for ((k = 0; k < limit_sessions; k++)); do
+    psql_ -d t_copyn -f "$work/copy/load-$k.sql" & pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p"; done
+  secs[limitn]=$(echo "$(now) - $t0" | bc)
+  rows[limitn]=$(count_rows t_copyn)
+  echo "   ${rows[limitn]} rows in $(printf %.2f "${secs[limitn]}") s"
+fi
+
 if [ "$skip_glue" != 1 ]; then
   echo "== Glue-style: batched INSERTs, $glue_batch rows per executemany + COMMIT -> t_glue   [load average $(loadavg)]"
   psql_ -d postgres -c CHECKPOINT
@@ -126,7 +152,7 @@ if [ "$skip_glue" != 1 ]; then
   echo "   ${rows[glue]} rows in $(printf %.2f "${secs[glue]}") s (inserts only)"
 fi
 
-for c in snap limit glue; do
+for c in snap limit limitn glue; do
   if [ -n "${rows[$c]:-}" ] && [ "${rows[$c]}" != "$expected" ]; then
     echo "error: $c loaded ${rows[$c]} rows, expected $expected" >&2
     exit 1
@@ -139,15 +165,16 @@ verdict() { if [ "$(echo "$1" | bc -l)" = 1 ]; then echo met; else echo MISSED; 
 echo
 echo "== results: $expected rows ($customers customers + $orders orders), load average now $(loadavg)"
 printf '%-30s %10s %9s %10s %10s %10s\n' contender rows seconds rows/s "vs limit" "vs glue"
-for c in limit glue snap; do
+for c in limit limitn glue snap; do
   [ -n "${secs[$c]:-}" ] || continue
   label=$c
+  [ "$c" = limitn ] && label="limit, $limit_sessions sessions (info)"
   [ "$c" = limit ] && label="limit (psql \\copy binary)"
   [ "$c" = glue ] && label="Glue-style (INSERT batches)"
   [ "$c" = snap ] && label="snap2dsql load"
   printf '%-30s %10d %9.2f %10.0f %10s %10s\n' "$label" "${rows[$c]}" "${secs[$c]}" "$(rate "$c")" "$(ratio "$c" limit)" "$(ratio "$c" glue)"
 done
-echo "snap2dsql peak RSS: $((snap_rss / 1024)) MiB"
+echo "snap2dsql peak RSS: $((snap_rss / 1024)) MiB; its own CPU: $snap_cpu s (user + system) over $(printf %.2f "${secs[snap]}") s of wall time on $(nproc) cores"
 echo "targets: snap2dsql >= 0.8 x limit: $(ratio snap limit) ($(verdict "$(rate snap) >= 0.8 * $(rate limit)"));" \
   "$([ -n "${secs[glue]:-}" ] && echo ">= 5 x Glue-style: $(ratio snap glue) ($(verdict "$(rate snap) >= 5 * $(rate glue)"));")" \
   "peak RSS < 256 MiB: $((snap_rss / 1024)) MiB ($(verdict "$snap_rss < 262144"))"
@@ -155,8 +182,9 @@ echo "targets: snap2dsql >= 0.8 x limit: $(ratio snap limit) ($(verdict "$(rate 
 if [ "$big_file" = 1 ]; then
   echo
   echo "== memory against file size: one part file each, same shape (id, ~1 KiB random text), 100,000-row row groups"
-  for size in small big; do
+  for size in small mid big; do
     n=$small_rows
+    [ "$size" = mid ] && n=$mid_rows
     [ "$size" = big ] && n=$big_rows
     psql_ -d postgres -c "CREATE DATABASE blob_$size" -c "CREATE DATABASE t_blob_$size"
     psql_ -d "blob_$size" -c "CREATE EXTENSION pgcrypto" -c "CREATE SCHEMA bench" \
@@ -177,9 +205,11 @@ if [ "$big_file" = 1 ]; then
     printf -v "line_$size" '%-6s %10d rows  %8.1f MiB part file  %6.1f s  peak RSS %4d MiB' \
       "$size" "$n" "$(echo "$bytes / 1048576" | bc -l)" "$s" $(($(rss_kib "$work/blob-$size.time") / 1024))
     psql_ -d postgres -c "DROP DATABASE t_blob_$size"
-    rm -rf "$work/blob-$size"
+    [ "${KEEP:-0}" = 1 ] || rm -rf "$work/blob-$size"
   done
   echo "$line_small"
+  echo "$line_mid"
   echo "$line_big"
+  echo "(the small file is one row group; mid and big have 100,000-row row groups: a row group's column chunk is read whole)"
 fi
 [ "${KEEP:-0}" = 1 ] || rm -rf "$work/copy" "$work/export"

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Loader settings side by side, on what `KEEP=1 make bench` left in .work/bench (the export, the
+# plan, the PostgreSQL data directory): each argument is one set of `snap2dsql load` flags, loaded
+# into a fresh database made from ddl.sql, REPEAT times (default 1). Prints seconds, rows/s and
+# peak RSS per run; PERF=1 also records a system-wide perf profile of each run (.work/bench/perf-N.data).
+#   scripts/bench/sweep.sh "" "--concurrency 2 --parallel-chunks 1" "--concurrency 8"
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+work=$root/.work/bench
+bin=${CARGO_TARGET_DIR:-$root/target}/release/snap2dsql
+[ -d "$work/export" ] && [ -d "$work/pg/data" ] || { echo "run KEEP=1 make bench first" >&2; exit 1; }
+"$root/scripts/pg.sh" stop "$work/pg" >/dev/null 2>&1 || true
+port=$("$root/scripts/pg.sh" start "$work/pg")
+trap '"$root/scripts/pg.sh" stop "$work/pg"' EXIT
+psql_() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"; }
+now() { date +%s.%N; }
+i=0
+printf '%-50s %8s %10s %8s %7s  %s\n' flags seconds rows/s "RSS MiB" "CPU s" "load avg"
+for flags in "$@"; do
+  read -r -a f <<< "$flags"
+  for _ in $(seq "${REPEAT:-1}"); do
+    i=$((i + 1))
+    psql_ -d postgres -c "DROP DATABASE IF EXISTS t_sweep" -c "CREATE DATABASE t_sweep"
+    psql_ -d t_sweep -f "$work/plan/ddl.sql" >/dev/null
+    psql_ -d postgres -c CHECKPOINT
+    la=$(cut -d' ' -f1 /proc/loadavg)
+    perf=()
+    [ "${PERF:-0}" = 1 ] && perf=(perf record -q -a -g -o "$work/perf-$i.data" --)
+    t0=$(now)
+    "${perf[@]}" /usr/bin/time -v -o "$work/sweep.time" "$bin" load --export "$work/export" \
+      --mapping "$work/plan/mapping.toml" --target "postgres://postgres@127.0.0.1:$port/t_sweep" \
+      "${f[@]}" > "$work/sweep.out" 2>/dev/null
+    s=$(echo "$(now) - $t0" | bc)
+    n=$(psql_ -d t_sweep -At -c "SELECT (SELECT count(*) FROM sales.orders) + (SELECT count(*) FROM sales.customers)")
+    cpu=$(awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {print u + s}' "$work/sweep.time")
+    rss=$(awk -F': ' '/Maximum resident set size/ {print int($2 / 1024)}' "$work/sweep.time")
+    printf '%-50s %8.2f %10.0f %8d %7.2f  %s\n' "${flags:-(defaults)}" "$s" "$(echo "$n / $s" | bc -l)" "$rss" "$cpu" "$la"
+  done
+done
