@@ -8,10 +8,11 @@ COMMIT. psycopg >= 3.1 runs executemany in libpq pipeline mode when libpq suppor
 what pgjdbc's executeBatch does too (many Bind/Execute sent before reading the results): no
 COPY, no multi-row VALUES rewriting.
 
-    glue_insert.py SOURCE_URL TARGET_URL BATCH schema.table[:col,col,...] ...
+    glue_insert.py SOURCE_URL TARGET_URL BATCH ROUNDS schema.table:col,col,... ...
 
-Reads every row of each table from SOURCE_URL first (untimed), then times only the inserts into
-TARGET_URL. Prints one line: `rows seconds` (and details on stderr).
+Reads every row of each table from SOURCE_URL first (untimed), then, ROUNDS times, empties the
+target tables (TRUNCATE, untimed) and times only the inserts into TARGET_URL. Prints one line:
+`rows best_seconds seconds,seconds,...` (and details on stderr).
 """
 import sys
 import time
@@ -21,9 +22,9 @@ from psycopg import sql
 
 
 def main() -> None:
-    source, target, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    source, target, batch, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     tables = []
-    for spec in sys.argv[4:]:
+    for spec in sys.argv[5:]:
         name, cols = spec.split(":")
         schema, table = name.split(".")
         tables.append((schema, table, cols.split(",")))
@@ -44,23 +45,29 @@ def main() -> None:
         f" executemany in pipeline mode: {'yes' if pipeline else 'no'}",
         file=sys.stderr,
     )
-    rows = 0
+    rows = sum(len(r) for r in data)
+    times = []
     with psycopg.connect(target, autocommit=False) as conn:
-        started = time.perf_counter()
-        for (schema, table, cols), rowset in zip(tables, data):
-            q = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-                sql.Identifier(schema, table),
-                sql.SQL(", ").join(map(sql.Identifier, cols)),
-                sql.SQL(", ").join(sql.Placeholder() * len(cols)),
+        for _ in range(rounds):
+            conn.execute(
+                sql.SQL("TRUNCATE {}").format(
+                    sql.SQL(", ").join(sql.Identifier(s, t) for s, t, _ in tables)
+                )
             )
-            with conn.cursor() as cur:
-                for i in range(0, len(rowset), batch):
-                    cur.executemany(q, rowset[i : i + batch])
-                    conn.commit()
-            rows += len(rowset)
-        seconds = time.perf_counter() - started
-    print(rows, f"{seconds:.3f}")
-
+            conn.commit()
+            started = time.perf_counter()
+            for (schema, table, cols), rowset in zip(tables, data):
+                q = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+                    sql.Identifier(schema, table),
+                    sql.SQL(", ").join(map(sql.Identifier, cols)),
+                    sql.SQL(", ").join(sql.Placeholder() * len(cols)),
+                )
+                with conn.cursor() as cur:
+                    for i in range(0, len(rowset), batch):
+                        cur.executemany(q, rowset[i : i + batch])
+                        conn.commit()
+            times.append(time.perf_counter() - started)
+    print(rows, f"{min(times):.3f}", ",".join(f"{t:.2f}" for t in times))
 
 if __name__ == "__main__":
     main()
