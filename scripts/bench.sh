@@ -22,12 +22,13 @@
 #        MID_ROWS (200,000: a third file, same row-group size as the big one, far smaller),
 #        LIMIT_SESSIONS (4: the limit's files also sent by this many concurrent psql sessions,
 #        shown for information; 1 skips it),
-#        SKIP_GLUE (0; 1 skips the slow Glue-style contender), KEEP=1 keeps .work/bench,
+#        SKIP_GLUE (0; 1 skips the slow Glue-style contender), KEEP=1 keeps the export,
+#        BENCH_WORK (.work/bench: the scratch directory, emptied first; one run at a time each),
 #        ROUNDS (3: each contender loads this many times into its emptied tables; the best
 #        round counts, every round is printed: the machine may be shared), GLUE_ROUNDS (ROUNDS).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-work=$root/.work/bench
+work=${BENCH_WORK:-$root/.work/bench}   # one run at a time per directory
 bin=${CARGO_TARGET_DIR:-$root/target}/release/snap2dsql
 py=$root/.venv/bin/python
 orders=${ORDERS:-2000000}
@@ -53,10 +54,24 @@ rm -rf "$work"
 mkdir -p "$work"
 port=$("$root/scripts/pg.sh" start "$work/pg")
 trap '"$root/scripts/pg.sh" stop "$work/pg"' EXIT
+psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -c "ALTER SYSTEM SET autovacuum = off" -c "SELECT pg_reload_conf()" >/dev/null
 url() { echo "postgres://postgres@127.0.0.1:$port/$1"; }
 psql_() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"; }
 now() { date +%s.%N; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
+# CPU seconds the server's finished sessions used: the postmaster's reaped children (cutime +
+# cstime, /proc/PID/stat), read after the contender's sessions ended. Load-independent where
+# wall time is not (the machine may be shared). Background processes (checkpointer, WAL writer)
+# are not counted; autovacuum is off for the benchmark so that no worker lands in a window.
+clk=$(getconf CLK_TCK)
+server_cpu() {
+  sleep 0.3   # let the postmaster reap the sessions that just closed
+  local pm
+  pm=$(head -n1 "$work/pg/data/postmaster.pid")
+  awk -v clk="$clk" '{sub(/.*\) /, ""); printf "%.2f\n", ($12 + $13 + $14 + $15) / clk}' "/proc/$pm/stat"
+}
+# user + system seconds from a `/usr/bin/time` output file (-v, or -f '%U %S').
+time_cpu() { awk -F': ' '/User time|System time/ {t += $2} /^[0-9.]+ [0-9.]+$/ {split($0, a, " "); t += a[1] + a[2]} END {printf "%.2f", t}' "$@"; }
 # Peak RSS in KiB from a `/usr/bin/time -v` output file.
 rss_kib() { awk -F': ' '/Maximum resident set size/ {print $2}' "$1"; }
 declare -A secs rows
@@ -100,10 +115,12 @@ empty() {   # db: the contender's tables emptied (TRUNCATE: fresh storage, same 
   for spec in "${tables[@]}"; do list+=("$(qname "${spec%%:*}")"); done
   psql_ -d "$1" -c "TRUNCATE $(IFS=,; echo "${list[*]}")"
 }
-declare -A all
-record() {   # contender seconds: remembers every round and keeps the best
+declare -A all scpu ccpu
+record() {   # contender seconds server_cpu client_cpu: remembers every round, keeps the best
   all[$1]+="$(printf %.2f "$2") "
-  if [ -z "${secs[$1]:-}" ] || [ "$(echo "$2 < ${secs[$1]}" | bc)" = 1 ]; then secs[$1]=$2; fi
+  if [ -z "${secs[$1]:-}" ] || [ "$(echo "$2 < ${secs[$1]}" | bc)" = 1 ]; then
+    secs[$1]=$2 scpu[$1]=$3 ccpu[$1]=$4
+  fi
 }
 
 echo "== snap2dsql load (release build${LOAD_FLAGS:+, $LOAD_FLAGS}) -> t_snap   [load average $(loadavg)]"
@@ -112,15 +129,15 @@ for ((r = 1; r <= rounds; r++)); do
   empty t_snap
   psql_ -d t_snap -c "TRUNCATE snap2dsql.ledger" 2>/dev/null || true   # absent before the first load
   psql_ -d postgres -c CHECKPOINT
-  t0=$(now)
+  c0=$(server_cpu) t0=$(now)
   /usr/bin/time -v -o "$work/snap.time" "$bin" load --export "$work/export" --mapping "$work/plan/mapping.toml" \
     --target "$(url t_snap)" --report "$work/snap-report.json" "${load_flags[@]}" > "$work/snap.out"
-  record snap "$(echo "$(now) - $t0" | bc)"
+  t1=$(now)
+  record snap "$(echo "$t1 - $t0" | bc)" "$(echo "$(server_cpu) - $c0" | bc)" "$(time_cpu "$work/snap.time")"
   rss=$(rss_kib "$work/snap.time")
   [ "$rss" -gt "$snap_rss" ] && snap_rss=$rss
 done
 rows[snap]=$(count_rows t_snap)
-snap_cpu=$(awk -F': ' '/User time/ {u=$2} /System time/ {s=$2} END {printf "%.2f", u + s}' "$work/snap.time")
 load_phase=$("$py" -c 'import json,sys; print(round(json.load(open(sys.argv[1]))["rows_per_second"]))' "$work/snap-report.json")
 echo "   ${rows[snap]} rows; seconds per round: ${all[snap]}(best $(printf %.2f "${secs[snap]}")); last round: its own load-phase rate ${load_phase} rows/s," \
   "CPU user $(awk -F': ' '/User time/ {print $2}' "$work/snap.time") s, system $(awk -F': ' '/System time/ {print $2}' "$work/snap.time") s"
@@ -142,9 +159,11 @@ psql_ -d postgres -c CHECKPOINT
 for ((r = 1; r <= rounds; r++)); do
   empty t_copy
   psql_ -d postgres -c CHECKPOINT
-  t0=$(now)
-  psql_ -d t_copy -f "$work/copy/load.sql"
-  record limit "$(echo "$(now) - $t0" | bc)"
+  c0=$(server_cpu) t0=$(now)
+  /usr/bin/time -f '%U %S' -o "$work/copy/psql.time" psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres \
+    -d t_copy -f "$work/copy/load.sql"
+  t1=$(now)
+  record limit "$(echo "$t1 - $t0" | bc)" "$(echo "$(server_cpu) - $c0" | bc)" "$(time_cpu "$work/copy/psql.time")"
 done
 rows[limit]=$(count_rows t_copy)
 echo "   ${rows[limit]} rows; seconds per round: ${all[limit]}(best $(printf %.2f "${secs[limit]}"))"
@@ -157,13 +176,15 @@ if [ "$limit_sessions" -gt 1 ]; then
   for ((r = 1; r <= rounds; r++)); do
     empty t_copyn
     psql_ -d postgres -c CHECKPOINT
-    t0=$(now)
+    c0=$(server_cpu) t0=$(now)
     pids=()
     for ((k = 0; k < limit_sessions; k++)); do
-      psql_ -d t_copyn -f "$work/copy/load-$k.sql" & pids+=($!)
+      /usr/bin/time -f '%U %S' -o "$work/copy/psql-$k.time" psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" \
+        -U postgres -d t_copyn -f "$work/copy/load-$k.sql" & pids+=($!)
     done
     for p in "${pids[@]}"; do wait "$p"; done
-    record limitn "$(echo "$(now) - $t0" | bc)"
+    t1=$(now)
+    record limitn "$(echo "$t1 - $t0" | bc)" "$(echo "$(server_cpu) - $c0" | bc)" "$(time_cpu "$work/copy"/psql-*.time)"
   done
   rows[limitn]=$(count_rows t_copyn)
   echo "   ${rows[limitn]} rows; seconds per round: ${all[limitn]}(best $(printf %.2f "${secs[limitn]}"))"
@@ -172,7 +193,7 @@ fi
 if [ "$skip_glue" != 1 ]; then
   echo "== Glue-style: batched INSERTs, $glue_batch rows per executemany + COMMIT -> t_glue   [load average $(loadavg)]"
   psql_ -d postgres -c CHECKPOINT
-  read -r _ secs[glue] glue_all < <("$py" "$root/scripts/bench/glue_insert.py" "$(url t_snap)" "$(url t_glue)" \
+  read -r _ secs[glue] glue_all scpu[glue] ccpu[glue] < <("$py" "$root/scripts/bench/glue_insert.py" "$(url t_snap)" "$(url t_glue)" \
     "$glue_batch" "$glue_rounds" "${tables[@]}")
   rows[glue]=$(count_rows t_glue)
   echo "   ${rows[glue]} rows; seconds per round (inserts only): ${glue_all//,/ } (best $(printf %.2f "${secs[glue]}"))"
@@ -190,7 +211,7 @@ ratio() { if [ -n "${secs[$2]:-}" ]; then printf '%.2f' "$(echo "$(rate "$1") / 
 verdict() { if [ "$(echo "$1" | bc -l)" = 1 ]; then echo met; else echo MISSED; fi; }
 echo
 echo "== results: $expected rows ($customers customers + $orders orders), best of $rounds rounds each (Glue-style: $glue_rounds), load average now $(loadavg)"
-printf '%-30s %10s %9s %10s %10s %10s\n' contender rows seconds rows/s "vs limit" "vs glue"
+printf '%-30s %9s %8s %9s %9s %8s  %11s %11s %10s\n' contender rows seconds rows/s "vs limit" "vs glue" "server CPU" "client CPU" "rows/CPU-s"
 for c in limit limitn glue snap; do
   [ -n "${secs[$c]:-}" ] || continue
   label=$c
@@ -198,9 +219,11 @@ for c in limit limitn glue snap; do
   [ "$c" = limit ] && label="limit (psql \\copy binary)"
   [ "$c" = glue ] && label="Glue-style (INSERT batches)"
   [ "$c" = snap ] && label="snap2dsql load"
-  printf '%-30s %10d %9.2f %10.0f %10s %10s\n' "$label" "${rows[$c]}" "${secs[$c]}" "$(rate "$c")" "$(ratio "$c" limit)" "$(ratio "$c" glue)"
+  printf '%-30s %9d %8.2f %9.0f %9s %8s  %10.2fs %10.2fs %10.0f\n' "$label" "${rows[$c]}" "${secs[$c]}" "$(rate "$c")" \
+    "$(ratio "$c" limit)" "$(ratio "$c" glue)" "${scpu[$c]}" "${ccpu[$c]}" "$(echo "${rows[$c]} / (${scpu[$c]} + ${ccpu[$c]})" | bc -l)"
 done
-echo "snap2dsql peak RSS: $((snap_rss / 1024)) MiB; its own CPU (last round): $snap_cpu s (user + system); best round $(printf %.2f "${secs[snap]}") s of wall time on $(nproc) cores"
+echo "(seconds: wall time of the best round; CPU: user + system seconds of that round, server = the PostgreSQL sessions, client = psql / python / snap2dsql)"
+echo "snap2dsql peak RSS: $((snap_rss / 1024)) MiB (highest of the rounds)"
 echo "targets: snap2dsql >= 0.8 x limit: $(ratio snap limit) ($(verdict "$(rate snap) >= 0.8 * $(rate limit)"));" \
   "$([ -n "${secs[glue]:-}" ] && echo ">= 5 x Glue-style: $(ratio snap glue) ($(verdict "$(rate snap) >= 5 * $(rate glue)"));")" \
   "peak RSS < 256 MiB: $((snap_rss / 1024)) MiB ($(verdict "$snap_rss < 262144"))"

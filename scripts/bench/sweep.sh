@@ -2,7 +2,7 @@
 # Loader settings side by side, on what `KEEP=1 make bench` left in .work/bench (the export, the
 # plan, the PostgreSQL data directory): each argument is one set of `snap2dsql load` flags, loaded
 # into a fresh database made from ddl.sql, REPEAT times (default 1). Prints seconds, rows/s and
-# peak RSS per run; PERF=1 also records a system-wide perf profile of each run (.work/bench/perf-N.data).
+# peak RSS per run; PERF=1 also records a system-wide perf profile of each run (.work/perf/N.data: outside .work/bench, which make bench empties).
 #   scripts/bench/sweep.sh "" "--concurrency 2 --parallel-chunks 1" "--concurrency 8"
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -25,7 +25,10 @@ for flags in "$@"; do
     psql_ -d postgres -c CHECKPOINT
     la=$(cut -d' ' -f1 /proc/loadavg)
     perf=()
-    [ "${PERF:-0}" = 1 ] && perf=(perf record -q -a -g -o "$work/perf-$i.data" --)
+    if [ "${PERF:-0}" = 1 ]; then
+      mkdir -p "$root/.work/perf"
+      perf=(perf record -q -a -g -o "$root/.work/perf/$i.data" --)
+    fi
     t0=$(now)
     "${perf[@]}" /usr/bin/time -v -o "$work/sweep.time" "$bin" load --export "$work/export" \
       --mapping "$work/plan/mapping.toml" --target "postgres://postgres@127.0.0.1:$port/t_sweep" \
