@@ -22,7 +22,7 @@
 #        MID_ROWS (200,000: a third file, same row-group size as the big one, far smaller),
 #        LIMIT_SESSIONS (4: the limit's files also sent by this many concurrent psql sessions,
 #        shown for information; 1 skips it),
-#        SKIP_GLUE (0; 1 skips the slow Glue-style contender), KEEP=1 keeps the export,
+#        SKIP_GLUE (0; 1 skips the slow Glue-style contender), KEEP=1 keeps the scratch directory,
 #        BENCH_WORK (.work/bench: the scratch directory, emptied first; one run at a time each),
 #        ROUNDS (3: each contender loads this many times into its emptied tables; the best
 #        round counts, every round is printed: the machine may be shared), GLUE_ROUNDS (ROUNDS).
@@ -53,7 +53,9 @@ bash "$root/scripts/bench/deps.sh"
 rm -rf "$work"
 mkdir -p "$work"
 port=$("$root/scripts/pg.sh" start "$work/pg")
-trap '"$root/scripts/pg.sh" stop "$work/pg"' EXIT
+# At the end the server stops, and its data and the files go unless KEEP=1 (scripts/bench/sweep.sh
+# reuses them).
+trap '"$root/scripts/pg.sh" stop "$work/pg"; [ "${KEEP:-0}" = 1 ] || rm -rf "$work"' EXIT
 psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -c "ALTER SYSTEM SET autovacuum = off" -c "SELECT pg_reload_conf()" >/dev/null
 url() { echo "postgres://postgres@127.0.0.1:$port/$1"; }
 psql_() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"; }
@@ -261,4 +263,3 @@ if [ "$big_file" = 1 ]; then
   echo "$line_big"
   echo "(the small file is one row group; mid and big have 100,000-row row groups: a row group's column chunk is read whole)"
 fi
-[ "${KEEP:-0}" = 1 ] || rm -rf "$work/copy" "$work/export"
