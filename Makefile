@@ -1,12 +1,13 @@
 # snap2dsql: `make demo` rehearses the storefront migration locally; `make test` runs the suite.
-# Both install what they need (scripts/deps.sh) and are safe to run again.
+# `make bench` prints load figures (never run by `make test`).
+# All install what they need (scripts/deps.sh) and are safe to run again.
 SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/snap2dsql-target
 CARGO ?= cargo
 CUSTOMERS ?= 10000
 ORDERS ?= 100000
 
-.PHONY: deps build test lint demo clean
+.PHONY: deps build test lint demo bench clean
 
 deps:
 	@bash scripts/deps.sh
@@ -23,6 +24,11 @@ test: deps lint
 
 demo: build
 	CUSTOMERS=$(CUSTOMERS) ORDERS=$(ORDERS) bash scripts/demo.sh
+
+# Figures, not a test: snap2dsql beside psql's binary \copy and Glue-style INSERT batches, and its
+# peak memory on a small and a ~1 GiB part file. Sizes and knobs: see scripts/bench.sh.
+bench: build
+	bash scripts/bench.sh
 
 clean:
 	rm -rf .work
