@@ -104,12 +104,21 @@ pub enum Error {
     },
 
     /// A database call failed; `context` says what was being done.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", pg_text(source))]
     Db {
         context: String,
         #[source]
         source: tokio_postgres::Error,
     },
+}
+
+/// A tokio-postgres error with its cause: its own text is only "db error" (or "error
+/// communicating with the server"), the server's message and the I/O error are its source.
+fn pg_text(e: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
 }
 
 /// The library's result type.

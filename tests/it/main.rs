@@ -2,5 +2,6 @@
 
 mod convert_pg;
 mod harness;
+mod load;
 mod local_export;
 mod schema;

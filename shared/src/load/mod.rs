@@ -136,10 +136,7 @@ pub async fn load_chunk(
                 chunk.id, chunk.table
             ),
         })?;
-    let control = ctx.target.connect().await?;
-    let committed =
-        ledger::committed_ranges(&control, &ctx.mapping.migration.id, &chunk.id).await?;
-    drop(control);
+    let committed = read_ledger(ctx, chunk).await?;
     let already: u64 = committed.iter().map(|(a, b)| b - a).sum();
     let mut outcome = ChunkOutcome {
         chunk: chunk.id.clone(),
@@ -234,6 +231,27 @@ pub async fn load_chunk(
     outcome.retries = retries.load(Ordering::Relaxed);
     outcome.orphans_loaded = orphans_loaded;
     Ok(outcome)
+}
+
+/// The chunk's committed ranges, on a fresh connection; a lost connection or a throttle is
+/// retried with backoff like a batch is.
+async fn read_ledger(ctx: &LoadContext, chunk: &Chunk) -> Result<Vec<(u64, u64)>> {
+    let mut attempt = 0;
+    loop {
+        let result = async {
+            let control = ctx.target.connect().await?;
+            ledger::committed_ranges(&control, &ctx.mapping.migration.id, &chunk.id).await
+        }
+        .await;
+        match result {
+            Err(e) if e.is_retryable() && attempt + 1 < ctx.options.max_attempts => {
+                attempt += 1;
+                tracing::info!(chunk = %chunk.id, attempt, error = %e, "retrying the ledger read");
+                tokio::time::sleep(backoff(ctx.options.backoff_base, attempt)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// `COPY "schema"."table" ("a", "b", ...) FROM STDIN (FORMAT binary)` for a table mapping.
