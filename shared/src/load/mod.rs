@@ -556,3 +556,71 @@ impl Writer {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_between_half_and_all_of_the_doubling_ceiling() {
+        let base = Duration::from_millis(50);
+        for attempt in 0..8u32 {
+            let ceiling = (base * 2u32.pow(attempt)).min(Duration::from_secs(5));
+            for _ in 0..200 {
+                let d = backoff(base, attempt);
+                assert!(
+                    d >= ceiling / 2 && d <= ceiling,
+                    "attempt {attempt}: {d:?} outside {:?}..={ceiling:?}",
+                    ceiling / 2
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn backoff_is_capped_at_five_seconds_even_for_huge_attempts() {
+        for attempt in [13, 16, 17, 31, 32, 1_000, u32::MAX] {
+            for base in [Duration::from_millis(50), Duration::from_secs(10)] {
+                let d = backoff(base, attempt);
+                assert!(
+                    d >= Duration::from_millis(2_500) && d <= Duration::from_secs(5),
+                    "attempt {attempt}, base {base:?}: {d:?}"
+                );
+            }
+        }
+        // A zero base still waits a little, and never panics.
+        assert!(backoff(Duration::ZERO, 3) <= Duration::from_millis(1));
+    }
+
+    #[test]
+    fn validate_keeps_batches_inside_dsql_limits() {
+        let ok = |o: LoadOptions| o.validate().is_ok();
+        assert!(ok(LoadOptions::default()));
+        let rows = |batch_rows| LoadOptions {
+            batch_rows,
+            ..LoadOptions::default()
+        };
+        assert!(ok(rows(1)));
+        // 2,999 rows + the ledger row = DSQL's 3,000.
+        assert!(ok(rows(DSQL_MAX_ROWS - 1)));
+        assert!(!ok(rows(DSQL_MAX_ROWS)));
+        assert!(!ok(rows(0)));
+        let bytes = |batch_bytes| LoadOptions {
+            batch_bytes,
+            ..LoadOptions::default()
+        };
+        assert!(ok(bytes(8 * 1024 * 1024)));
+        assert!(!ok(bytes(8 * 1024 * 1024 + 1)));
+        assert!(!ok(bytes(10 * 1024 * 1024)));
+        assert!(ok(bytes(64 * 1024)));
+        assert!(!ok(bytes(64 * 1024 - 1)));
+        assert!(!ok(LoadOptions {
+            connections: 0,
+            ..LoadOptions::default()
+        }));
+        match rows(3_000).validate() {
+            Err(Error::Usage(m)) => assert!(m.contains("3000"), "{m}"),
+            other => panic!("expected a usage error, got {other:?}"),
+        }
+    }
+}
