@@ -456,6 +456,7 @@ async fn sigkill_at_random_points_then_a_rerun_loads_exactly_once() {
         }
         kill_points.push(after);
     }
+    eprintln!("ledger rows after each SIGKILL: {kill_points:?} of {total}");
     assert!(
         kills_mid_run >= 5,
         "only {kills_mid_run} kills landed mid-run (ledger rows after each kill: {kill_points:?})"
@@ -902,6 +903,7 @@ async fn dropped_connections_mid_load_still_load_exactly() {
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     let (rounds, terminated) = terminator.await.unwrap();
     let outcomes = result.unwrap();
+    eprintln!("{terminated} connections dropped in {rounds} rounds");
     assert!(
         rounds >= 3,
         "connections dropped in only {rounds} rounds ({terminated} backends)"
