@@ -104,12 +104,21 @@ pub enum Error {
     },
 
     /// A database call failed; `context` says what was being done.
-    #[error("{context}: {source}")]
+    #[error("{context}: {}", pg_text(source))]
     Db {
         context: String,
         #[source]
         source: tokio_postgres::Error,
     },
+}
+
+/// A tokio-postgres error with its cause: its own text is only "db error" (or "error
+/// communicating with the server"), the server's message and the I/O error are its source.
+fn pg_text(e: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    }
 }
 
 /// The library's result type.
@@ -205,5 +214,63 @@ impl Error {
     /// True when sending the same work again may succeed.
     pub fn is_retryable(&self) -> bool {
         self.class().is_retryable()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_are_classified_as_dsql_documents_them() {
+        let cases = [
+            ("40001", ErrorClass::Conflict),
+            ("OC000", ErrorClass::Conflict),
+            ("OC001", ErrorClass::Conflict),
+            ("53300", ErrorClass::Throttled),
+            ("53400", ErrorClass::Throttled),
+            ("54000", ErrorClass::TooBig),
+            ("08006", ErrorClass::Connection),
+            ("08001", ErrorClass::Connection),
+            ("57P01", ErrorClass::Connection),
+            ("22P02", ErrorClass::Data),
+            ("23505", ErrorClass::Data),
+            ("23514", ErrorClass::Data),
+            ("42P01", ErrorClass::Fatal),
+            ("42501", ErrorClass::Fatal),
+            ("XX000", ErrorClass::Fatal),
+        ];
+        for (code, class) in cases {
+            assert_eq!(classify_sqlstate(code), class, "{code}");
+        }
+    }
+
+    #[test]
+    fn only_conflicts_connections_and_throttles_are_retryable() {
+        assert!(ErrorClass::Conflict.is_retryable());
+        assert!(ErrorClass::Connection.is_retryable());
+        assert!(ErrorClass::Throttled.is_retryable());
+        assert!(!ErrorClass::TooBig.is_retryable());
+        assert!(!ErrorClass::Data.is_retryable());
+        assert!(!ErrorClass::Fatal.is_retryable());
+    }
+
+    #[test]
+    fn a_batch_error_keeps_its_class_and_names_chunk_and_rows() {
+        let e = Error::Batch {
+            chunk: "sales.orders/f#0-2".into(),
+            range: "rows 0..100".into(),
+            table: "sales.orders".into(),
+            why: "retries exhausted".into(),
+            class: ErrorClass::Conflict,
+            source: Box::new(Error::Usage("conflict".into())),
+        };
+        assert_eq!(e.class(), ErrorClass::Conflict);
+        assert!(e.is_retryable());
+        assert_eq!(
+            e.to_string(),
+            "chunk sales.orders/f#0-2, rows 0..100 into sales.orders: retries exhausted: conflict"
+        );
+        assert_eq!(Error::Usage("x".into()).class(), ErrorClass::Fatal);
     }
 }

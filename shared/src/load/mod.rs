@@ -136,10 +136,7 @@ pub async fn load_chunk(
                 chunk.id, chunk.table
             ),
         })?;
-    let control = ctx.target.connect().await?;
-    let committed =
-        ledger::committed_ranges(&control, &ctx.mapping.migration.id, &chunk.id).await?;
-    drop(control);
+    let committed = read_ledger(ctx, chunk).await?;
     let already: u64 = committed.iter().map(|(a, b)| b - a).sum();
     let mut outcome = ChunkOutcome {
         chunk: chunk.id.clone(),
@@ -234,6 +231,27 @@ pub async fn load_chunk(
     outcome.retries = retries.load(Ordering::Relaxed);
     outcome.orphans_loaded = orphans_loaded;
     Ok(outcome)
+}
+
+/// The chunk's committed ranges, on a fresh connection; a lost connection or a throttle is
+/// retried with backoff like a batch is.
+async fn read_ledger(ctx: &LoadContext, chunk: &Chunk) -> Result<Vec<(u64, u64)>> {
+    let mut attempt = 0;
+    loop {
+        let result = async {
+            let control = ctx.target.connect().await?;
+            ledger::committed_ranges(&control, &ctx.mapping.migration.id, &chunk.id).await
+        }
+        .await;
+        match result {
+            Err(e) if e.is_retryable() && attempt + 1 < ctx.options.max_attempts => {
+                attempt += 1;
+                tracing::info!(chunk = %chunk.id, attempt, error = %e, "retrying the ledger read");
+                tokio::time::sleep(backoff(ctx.options.backoff_base, attempt)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// `COPY "schema"."table" ("a", "b", ...) FROM STDIN (FORMAT binary)` for a table mapping.
@@ -479,6 +497,10 @@ impl Writer {
             if class == ErrorClass::Connection || err.sqlstate() == Some("23505") {
                 self.client = None;
                 if let Ok(true) = self.is_committed(batch).await {
+                    // The commit went through though its answer was lost (or a racing
+                    // writer committed it): the rows are in, so they count.
+                    self.written.fetch_add(batch.rows as u64, Ordering::Relaxed);
+                    self.batches.fetch_add(1, Ordering::Relaxed);
                     return Ok(());
                 }
             }
@@ -573,5 +595,73 @@ mod range_tests {
             vec![(0, 10), (12, 20)]
         );
         assert_eq!(coalesce(&[]), Vec::<(u64, u64)>::new());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_between_half_and_all_of_the_doubling_ceiling() {
+        let base = Duration::from_millis(50);
+        for attempt in 0..8u32 {
+            let ceiling = (base * 2u32.pow(attempt)).min(Duration::from_secs(5));
+            for _ in 0..200 {
+                let d = backoff(base, attempt);
+                assert!(
+                    d >= ceiling / 2 && d <= ceiling,
+                    "attempt {attempt}: {d:?} outside {:?}..={ceiling:?}",
+                    ceiling / 2
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn backoff_is_capped_at_five_seconds_even_for_huge_attempts() {
+        for attempt in [13, 16, 17, 31, 32, 1_000, u32::MAX] {
+            for base in [Duration::from_millis(50), Duration::from_secs(10)] {
+                let d = backoff(base, attempt);
+                assert!(
+                    d >= Duration::from_millis(2_500) && d <= Duration::from_secs(5),
+                    "attempt {attempt}, base {base:?}: {d:?}"
+                );
+            }
+        }
+        // A zero base still waits a little, and never panics.
+        assert!(backoff(Duration::ZERO, 3) <= Duration::from_millis(1));
+    }
+
+    #[test]
+    fn validate_keeps_batches_inside_dsql_limits() {
+        let ok = |o: LoadOptions| o.validate().is_ok();
+        assert!(ok(LoadOptions::default()));
+        let rows = |batch_rows| LoadOptions {
+            batch_rows,
+            ..LoadOptions::default()
+        };
+        assert!(ok(rows(1)));
+        // 2,999 rows + the ledger row = DSQL's 3,000.
+        assert!(ok(rows(DSQL_MAX_ROWS - 1)));
+        assert!(!ok(rows(DSQL_MAX_ROWS)));
+        assert!(!ok(rows(0)));
+        let bytes = |batch_bytes| LoadOptions {
+            batch_bytes,
+            ..LoadOptions::default()
+        };
+        assert!(ok(bytes(8 * 1024 * 1024)));
+        assert!(!ok(bytes(8 * 1024 * 1024 + 1)));
+        assert!(!ok(bytes(10 * 1024 * 1024)));
+        assert!(ok(bytes(64 * 1024)));
+        assert!(!ok(bytes(64 * 1024 - 1)));
+        assert!(!ok(LoadOptions {
+            connections: 0,
+            ..LoadOptions::default()
+        }));
+        match rows(3_000).validate() {
+            Err(Error::Usage(m)) => assert!(m.contains("3000"), "{m}"),
+            other => panic!("expected a usage error, got {other:?}"),
+        }
     }
 }
