@@ -497,10 +497,12 @@ impl Writer {
             if class == ErrorClass::Connection || err.sqlstate() == Some("23505") {
                 self.client = None;
                 if let Ok(true) = self.is_committed(batch).await {
-                    // The commit went through though its answer was lost (or a racing
-                    // writer committed it): the rows are in, so they count.
-                    self.written.fetch_add(batch.rows as u64, Ordering::Relaxed);
-                    self.batches.fetch_add(1, Ordering::Relaxed);
+                    // A lost answer to our own COMMIT: the rows are in and count as written.
+                    // A duplicate key means another writer committed them: not ours to count.
+                    if class == ErrorClass::Connection {
+                        self.written.fetch_add(batch.rows as u64, Ordering::Relaxed);
+                        self.batches.fetch_add(1, Ordering::Relaxed);
+                    }
                     return Ok(());
                 }
             }
