@@ -448,6 +448,26 @@ pub fn encode_bytes(v: &[u8], dst: &PgType, out: &mut Vec<u8>) -> Result<(), Con
     finish(dst, start, out, r)
 }
 
+/// PostgreSQL's `float4out` text of `v` (extra_float_digits 1, the default): what `v::text`
+/// gives for a real. Used by `verify` for canonical texts.
+pub fn float4_text(v: f32) -> String {
+    let mut buf = StackBuf::new();
+    pg_float_text(&mut buf, v.is_nan(), v.is_infinite(), v < 0.0, true, |b| {
+        shortest_f32(v, b)
+    });
+    buf.as_str().to_string()
+}
+
+/// PostgreSQL's `float8out` text of `v` (extra_float_digits 1): what `v::text` gives for a
+/// double precision.
+pub fn float8_text(v: f64) -> String {
+    let mut buf = StackBuf::new();
+    pg_float_text(&mut buf, v.is_nan(), v.is_infinite(), v < 0.0, false, |b| {
+        shortest_f64(v, b)
+    });
+    buf.as_str().to_string()
+}
+
 const HEX: &[u8; 16] = b"0123456789abcdef";
 /// PostgreSQL's `name` holds at most NAMEDATALEN - 1 = 63 bytes.
 const NAME_MAX_BYTES: usize = 63;
