@@ -5,3 +5,4 @@ mod harness;
 mod local_export;
 mod s3;
 mod schema;
+mod verify;
