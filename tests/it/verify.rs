@@ -428,7 +428,7 @@ async fn every_source_type_loads_and_verifies_as_a_match() {
          INSERT INTO public.everything (i2) VALUES (NULL);",
     );
     let (export, mapping, _dir) = export_and_plan(&src, "vtypes-export").await;
-    let (_url, target) = load_fresh(&export, &mapping, "vtypesdst").await;
+    let (url, target) = load_fresh(&export, &mapping, "vtypesdst").await;
     let report = run_verify(&export, &mapping, &target).await;
     let t = report.table("public.everything").unwrap();
     assert_eq!(t.status, Status::Match, "{t:#?}");
@@ -437,6 +437,75 @@ async fn every_source_type_loads_and_verifies_as_a_match() {
     let t_col = t.columns.iter().find(|c| c.name == "t").unwrap();
     assert_eq!((t_col.nulls_in_export, t_col.nulls_in_target), (1, 1));
     assert!(report.ok);
+
+    // One changed value in each column, each in its own row: each row is named with exactly
+    // that column.
+    let changes = [
+        ("i2", "i2 + 1"),
+        ("i4", "i4 + 1"),
+        ("i8", "i8 + 1"),
+        ("f4", "f4 * 2 + 1"),
+        ("f8", "f8 + 0.5"),
+        ("n", "n + 1"),
+        ("n62", "n62 + 0.01"),
+        ("m", "m + 0.0001"),
+        ("b", "NOT b"),
+        ("t", "t || ' '"),
+        ("vc", "vc || 'x'"),
+        ("c5", "'zz'"),
+        ("by", "by || '\\x00'::bytea"),
+        ("u", "md5('x')::uuid"),
+        ("d", "d + 1"),
+        ("tm", "tm + interval '1 microsecond'"),
+        ("ttz", "ttz + interval '1 second'"),
+        ("ts", "ts + interval '1 microsecond'"),
+        ("tstz", "tstz + interval '1 microsecond'"),
+        ("iv", "iv + interval '1 microsecond'"),
+        ("j", "'{\"g\": 0}'::json"),
+        ("jb", "jb || '{\"z\": 1}'::jsonb"),
+        ("ai", "ai || '[1]'::jsonb"),
+        ("at", "at || '[\"x\"]'::jsonb"),
+        ("e", "e || '!'"),
+        ("ip", "ip || '!'"),
+    ];
+    let db = db_name(&url).to_string();
+    let mut sql = String::new();
+    for (k, (col, expr)) in changes.iter().enumerate() {
+        sql.push_str(&format!(
+            "UPDATE public.everything SET {col} = {expr} WHERE old_id = {};\n",
+            k + 1
+        ));
+    }
+    pg().psql(&db, &sql);
+    let report = verify(
+        export.clone(),
+        mapping.clone(),
+        &target,
+        &VerifyOptions {
+            max_listed: 100,
+            ..VerifyOptions::default()
+        },
+        &|_, _| {},
+    )
+    .await
+    .unwrap();
+    let t = report.table("public.everything").unwrap();
+    assert_eq!(t.status, Status::Mismatch);
+    assert_eq!(
+        (t.missing, t.extra, t.differing),
+        (0, 0, changes.len() as u64)
+    );
+    for (k, (col, _)) in changes.iter().enumerate() {
+        let old = (k + 1).to_string();
+        let d = t
+            .differences
+            .iter()
+            .find(|d| d.old_key.as_deref() == Some(old.as_str()))
+            .unwrap_or_else(|| panic!("{col}: row {old} not listed: {t:#?}"));
+        assert_eq!(d.kind, DiffKind::Differs);
+        assert_eq!(d.columns.len(), 1, "{col}: {d:#?}");
+        assert_eq!(d.columns[0].column, *col, "{d:#?}");
+    }
 }
 
 /// One storefront source with a NULL first name, exported and planned once per test.
