@@ -1,6 +1,6 @@
 //! `run`, `load` and `status`: library calls in order, with progress and a summary.
 
-use crate::args::{ExportArgs, RunArgs, StatusArgs};
+use crate::args::{ExportArgs, RunArgs, StatusArgs, VerifyArgs};
 use crate::report::TableBars;
 use snap2dsql::chunk::plan_chunks_with;
 use snap2dsql::error::{Error, Result};
@@ -53,6 +53,9 @@ struct RunReport {
     tables: Vec<migrate::TableResult>,
     orphans: Vec<snap2dsql::load::orphans::OrphanReport>,
     post_load_statements: usize,
+    /// Row-level verification (`run` only; `load` counts rows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verify: Option<snap2dsql::verify::VerifyReport>,
     ok: bool,
 }
 
@@ -116,10 +119,44 @@ pub async fn run(a: RunArgs, full: bool) -> Result<ExitCode> {
     } else {
         0
     };
-    let counts = migrate::count_target(&ctx.target, &ctx.mapping).await?;
-    let tables = migrate::summarise(&ctx.mapping, &chunks, &outcomes, &counts);
-    let ok = tables.iter().all(|t| t.status == "ok");
+    // run: row-level verification decides each table's status; load: counts only.
+    let verified = if full {
+        Some(
+            snap2dsql::verify::verify(
+                ctx.export.clone(),
+                ctx.mapping.clone(),
+                &ctx.target,
+                &snap2dsql::verify::VerifyOptions::default(),
+                &|_, _| {},
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
+    let counts = match &verified {
+        Some(v) => v
+            .tables
+            .iter()
+            .map(|t| (t.source.clone(), t.rows_in_target))
+            .collect(),
+        None => migrate::count_target(&ctx.target, &ctx.mapping).await?,
+    };
+    let mut tables = migrate::summarise(&ctx.mapping, &chunks, &outcomes, &counts);
+    if let Some(v) = &verified {
+        for t in &mut tables {
+            if let Some(vt) = v.table(&t.source) {
+                t.status = vt.status.to_string();
+            }
+        }
+    }
+    let ok = tables
+        .iter()
+        .all(|t| t.status == "ok" || t.status == "match");
     crate::report::print_run(&tables, load_seconds, written, full);
+    if let Some(v) = &verified {
+        crate::report::print_verify(v);
+    }
     let report = RunReport {
         export_id: ctx.export.info.export_task_identifier.clone(),
         migration: ctx.mapping.migration.id.clone(),
@@ -134,6 +171,7 @@ pub async fn run(a: RunArgs, full: bool) -> Result<ExitCode> {
         tables,
         orphans: orphan_reports,
         post_load_statements: post_load,
+        verify: verified,
         ok,
     };
     if let Some(path) = &a.report {
@@ -188,5 +226,37 @@ pub async fn status(a: StatusArgs) -> Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(3)
+    })
+}
+
+pub async fn verify(a: VerifyArgs) -> Result<ExitCode> {
+    let export = Export::open(&a.export.export, a.export.database.as_deref()).await?;
+    let mapping = mapping_for(&a.export, &a.mapping, &export).await?;
+    let target = Target::parse(&a.target).await?;
+    let options = snap2dsql::verify::VerifyOptions {
+        tables: a.tables.clone(),
+        max_listed: a.max_listed,
+        ..Default::default()
+    };
+    let progress = crate::report::Progress::new("verified");
+    let report = snap2dsql::verify::verify(
+        Arc::new(export),
+        Arc::new(mapping),
+        &target,
+        &options,
+        &|table, rows| progress.update(table, rows),
+    )
+    .await?;
+    progress.finish();
+    crate::report::print_verify(&report);
+    if let Some(path) = &a.report {
+        let json = serde_json::to_string_pretty(&report)
+            .map_err(|e| Error::Usage(format!("cannot write the report: {e}")))?;
+        std::fs::write(path, json).map_err(|e| Error::io(path, e))?;
+    }
+    Ok(if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }

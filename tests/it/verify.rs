@@ -541,6 +541,17 @@ fn only_difference<'a>(report: &'a VerifyReport, table: &str) -> &'a Difference 
     &report.table(table).unwrap().differences[0]
 }
 
+/// A damage case: name, SQL, table, kind, key, old key, changed column.
+type Case<'a> = (
+    &'a str,
+    String,
+    &'a str,
+    DiffKind,
+    String,
+    Option<&'a str>,
+    Option<&'a str>,
+);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn clean_load_matches_and_each_damage_is_named() {
     let (export, mapping, _dir) = storefront().await;
@@ -566,7 +577,7 @@ async fn clean_load_matches_and_each_damage_is_named() {
 
     // (name, SQL damage, table, kind, key, old key, changed column)
     let other_customer = key("sales.customers", 3);
-    let cases: Vec<(&str, String, &str, DiffKind, String, Option<&str>, Option<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "deleted row",
             "DELETE FROM sales.orders WHERE old_id = 7".into(),
