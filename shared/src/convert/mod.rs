@@ -775,7 +775,7 @@ fn shortest_f64(v: f64, out: &mut StackBuf) -> std::fmt::Result {
     let bits = v.abs().to_bits();
     let (exp, frac) = ((bits >> 52) as i32, bits & ((1 << 52) - 1));
     let bounds = float_bounds(exp, frac, 52, 1075);
-    for p in 0..17 {
+    for p in shortest_start(|b| write!(b, "{v:e}"))..17 {
         let mut b = StackBuf::new();
         write!(b, "{v:.p$e}")?;
         if b.as_str().parse::<f64>() == Ok(v) && !on_bound(b.as_str(), &bounds) {
@@ -786,12 +786,26 @@ fn shortest_f64(v: f64, out: &mut StackBuf) -> std::fmt::Result {
     write!(out, "{v:.16e}")
 }
 
+/// Where the search for the shortest digits can start: Rust's shortest `{:e}` has the fewest
+/// digits that read back (its criterion is looser than Ryu's: a spelling on a rounding bound also
+/// counts), so no spelling with fewer digits can pass the stricter test either.
+fn shortest_start(fmt: impl FnOnce(&mut StackBuf) -> std::fmt::Result) -> usize {
+    let mut b = StackBuf::new();
+    if fmt(&mut b).is_err() {
+        return 0;
+    }
+    let s = b.as_str();
+    let mant = s.split_once('e').map_or(s, |(m, _)| m);
+    let digits = mant.bytes().filter(u8::is_ascii_digit).count();
+    digits.saturating_sub(1)
+}
+
 /// [`shortest_f64`] for real.
 fn shortest_f32(v: f32, out: &mut StackBuf) -> std::fmt::Result {
     let bits = u64::from(v.abs().to_bits());
     let (exp, frac) = ((bits >> 23) as i32, bits & ((1 << 23) - 1));
     let bounds = float_bounds(exp, frac, 23, 150);
-    for p in 0..9 {
+    for p in shortest_start(|b| write!(b, "{v:e}"))..9 {
         let mut b = StackBuf::new();
         write!(b, "{v:.p$e}")?;
         if b.as_str().parse::<f32>() == Ok(v) && !on_bound(b.as_str(), &bounds) {

@@ -45,7 +45,7 @@
 
 pub mod canon;
 
-use crate::chunk::{Chunk, plan_chunks};
+use crate::chunk::{CHUNK_MAX_BYTES, Chunk, plan_chunks_with};
 use crate::ddl::{ident, qualified};
 use crate::error::{Error, Result};
 use crate::export::Export;
@@ -63,6 +63,8 @@ use std::time::Instant;
 
 /// Number of key-hash buckets used to localise a mismatch.
 pub const BUCKETS: usize = 256;
+/// Rows per unit of export reading (whole row groups: a chunk may be larger).
+pub const VERIFY_CHUNK_ROWS: u64 = 200_000;
 /// Default bound on the differences listed per table.
 pub const DEFAULT_MAX_LISTED: usize = 20;
 
@@ -741,7 +743,10 @@ pub async fn verify(
         }
     }
     let orphans = orphans_for(&export, &mapping).await?;
-    let all_chunks = plan_chunks(&export, &mapping).await?;
+    // Smaller chunks than the loader's: verification is CPU-bound, and more pieces keep every
+    // core busy to the end.
+    let all_chunks =
+        plan_chunks_with(&export, &mapping, VERIFY_CHUNK_ROWS, CHUNK_MAX_BYTES).await?;
     let client = target.connect().await?;
     prepare_session(&client).await?;
     let mut tables = Vec::new();
