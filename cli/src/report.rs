@@ -292,6 +292,12 @@ pub fn print_verify(r: &snap2dsql::verify::VerifyReport) {
                 );
             }
         }
+        if t.buckets_listed < t.differing_buckets {
+            println!(
+                "  (rows of {} of {} differing key buckets compared: too many rows to hold at once)",
+                t.buckets_listed, t.differing_buckets
+            );
+        }
         let listed = t.differences.len() as u64;
         let total = t.missing + t.extra + t.differing;
         if total > listed {

@@ -766,6 +766,26 @@ async fn listing_is_bounded_and_counts_every_difference() {
     assert_eq!(t.differences.len(), 5);
     assert!(t.differences.iter().all(|d| d.kind == DiffKind::Missing));
     assert_eq!(t.rows_in_export - t.rows_in_target, 30);
+    assert_eq!(t.buckets_listed, t.differing_buckets);
+    assert!(t.differing_buckets > 1 && t.differing_buckets <= 30);
+
+    // A small memory budget: only the first differing bucket is compared, and the report says so.
+    let small = verify(
+        export.clone(),
+        mapping.clone(),
+        &target,
+        &VerifyOptions {
+            listing_budget: 1,
+            ..VerifyOptions::default()
+        },
+        &|_, _| {},
+    )
+    .await
+    .unwrap();
+    let st = small.table("sales.orders").unwrap();
+    assert_eq!(st.buckets_listed, 1);
+    assert_eq!(st.differing_buckets, t.differing_buckets);
+    assert!(st.missing >= 1 && st.missing < 30, "{st:#?}");
     // The JSON report has the documented fields.
     let json = serde_json::to_value(&report).unwrap();
     for f in ["export_id", "tables", "ok", "rows_per_second"] {
@@ -787,6 +807,11 @@ async fn listing_is_bounded_and_counts_every_difference() {
         "fingerprint_export",
         "fingerprint_target",
         "seconds",
+        "differing_buckets",
+        "buckets_listed",
+        "missing",
+        "extra",
+        "differing",
         "differences",
     ] {
         assert!(tj.get(f).is_some(), "{f}");

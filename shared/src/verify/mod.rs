@@ -45,7 +45,10 @@
 //! export are `missing`, rows only in the target are `extra`, rows with the same key and a
 //! different hash `differ`, with the differing columns and both values. A duplicated row (a copy
 //! under another new key) is an `extra` row whose `old_key` is that of an existing row. At most
-//! `max_listed` differences are listed per table; the counts cover all of them.
+//! `max_listed` differences are listed per table; the counts cover all of them, within the
+//! buckets compared: rows are held in memory, so when the differing buckets hold more than
+//! [`LISTING_ROW_BUDGET`] rows, only the first buckets that fit are compared (the report says how
+//! many of how many).
 
 pub mod canon;
 
@@ -69,6 +72,9 @@ use std::time::Instant;
 pub const BUCKETS: usize = 256;
 /// Rows per unit of export reading (whole row groups: a chunk may be larger).
 pub const VERIFY_CHUNK_ROWS: u64 = 200_000;
+/// At most this many rows (both sides together) of differing buckets are held in memory to
+/// localise a mismatch; buckets past it are counted in `differing_buckets` but not listed.
+pub const LISTING_ROW_BUDGET: u64 = 1_000_000;
 /// Default bound on the differences listed per table.
 pub const DEFAULT_MAX_LISTED: usize = 20;
 
@@ -81,6 +87,8 @@ pub struct VerifyOptions {
     pub max_listed: usize,
     /// Export chunks read at once.
     pub parallel: usize,
+    /// Rows of differing buckets held in memory at most ([`LISTING_ROW_BUDGET`]).
+    pub listing_budget: u64,
 }
 
 impl Default for VerifyOptions {
@@ -89,6 +97,7 @@ impl Default for VerifyOptions {
             tables: None,
             max_listed: DEFAULT_MAX_LISTED,
             parallel: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            listing_budget: LISTING_ROW_BUDGET,
         }
     }
 }
@@ -152,7 +161,12 @@ pub struct TableReport {
     pub fingerprint_export: String,
     pub fingerprint_target: String,
     pub seconds: f64,
-    /// Rows in the export, not in the target (all of them, listed or not).
+    /// Key-hash buckets (of 256) whose count or sum differ.
+    pub differing_buckets: usize,
+    /// Buckets whose rows were compared (all differing ones, unless over the memory budget).
+    /// `missing`, `extra` and `differing` count the rows of these buckets.
+    pub buckets_listed: usize,
+    /// Rows in the export, not in the target (in the listed buckets, listed or not).
     pub missing: u64,
     /// Rows in the target, not in the export.
     pub extra: u64,
@@ -808,6 +822,8 @@ pub async fn verify(
             fingerprint_export: format!("{:016x}", exp.sum),
             fingerprint_target: format!("{:016x}", tgt.sum),
             seconds: 0.0,
+            differing_buckets: 0,
+            buckets_listed: 0,
             missing: 0,
             extra: 0,
             differing: 0,
@@ -847,9 +863,23 @@ async fn localise(
 ) -> Result<()> {
     let plan = &side.plan;
     let tgt_buckets = target_buckets(client, plan).await?;
-    let differing: Vec<usize> = (0..BUCKETS)
+    let all_differing: Vec<usize> = (0..BUCKETS)
         .filter(|&b| exp.buckets[b] != tgt_buckets[b])
         .collect();
+    // Memory bound: the rows of the differing buckets are held in memory on both sides, so only
+    // as many buckets as fit the budget are listed (at least one).
+    let mut differing = Vec::new();
+    let mut held = 0u64;
+    for &b in &all_differing {
+        let rows = exp.buckets[b].0 + tgt_buckets[b].0;
+        if !differing.is_empty() && held + rows > options.listing_budget {
+            break;
+        }
+        held += rows;
+        differing.push(b);
+    }
+    report.differing_buckets = all_differing.len();
+    report.buckets_listed = differing.len();
     if differing.is_empty() {
         // Same rows in every bucket, yet different totals: only null counts can differ that way,
         // which the column reports show.
