@@ -954,3 +954,49 @@ async fn localise(
     report.differences = diffs;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_wrap_mod_2_64() {
+        assert_eq!(wrap_sum("0", "t").unwrap(), 0);
+        assert_eq!(wrap_sum("-1", "t").unwrap(), u64::MAX);
+        // Two hashes of i64::MAX: 2^64 - 2.
+        assert_eq!(wrap_sum("18446744073709551614", "t").unwrap(), u64::MAX - 1);
+        assert_eq!(
+            (i64::MAX as u64).wrapping_add(i64::MAX as u64),
+            u64::MAX - 1
+        );
+        assert!(wrap_sum("1.5", "t").is_err());
+    }
+
+    #[test]
+    fn pieces_are_unambiguous_and_match_the_sql() {
+        let mut a = String::new();
+        canon::push_piece(Some("ab"), &mut a);
+        canon::push_piece(None, &mut a);
+        canon::push_piece(Some(""), &mut a);
+        assert_eq!(a, "V2:abNV0:");
+        let mut b = String::new();
+        canon::push_piece(Some("abN"), &mut b);
+        canon::push_piece(Some(""), &mut b);
+        assert_ne!(a, b);
+        assert_eq!(
+            piece_sql("c"),
+            "coalesce('V' || octet_length(\"c\"::text)::text || ':' || \"c\"::text, 'N')"
+        );
+        assert_eq!(
+            hash_sql("t"),
+            "('x' || substr(md5(t), 1, 16))::bit(64)::bigint"
+        );
+    }
+
+    #[test]
+    fn row_hash_is_the_md5_prefix() {
+        // md5('') = d41d8cd98f00b204e9800998ecf8427e
+        assert_eq!(canon::row_hash(""), 0xd41d8cd98f00b204_u64 as i64);
+        assert_eq!(canon::bucket(""), 0x98);
+    }
+}
