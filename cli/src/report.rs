@@ -269,6 +269,24 @@ pub fn print_verify(r: &snap2dsql::verify::VerifyReport) {
                 c.name, c.nulls_in_export, c.nulls_in_target
             );
         }
+        for c in &t.columns {
+            let pairs = [
+                ("sum", &c.sum_export, &c.sum_target),
+                ("min", &c.min_export, &c.min_target),
+                ("max", &c.max_export, &c.max_target),
+            ];
+            for (what, e, g) in pairs {
+                if e != g {
+                    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "NULL".into());
+                    println!(
+                        "  column {}: {what} {} in the export, {} in the target",
+                        c.name,
+                        show(e),
+                        show(g)
+                    );
+                }
+            }
+        }
         for d in &t.differences {
             let old = d
                 .old_key

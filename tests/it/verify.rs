@@ -589,6 +589,26 @@ async fn clean_load_matches_and_each_damage_is_named() {
         .find(|c| c.name == "first_name")
         .unwrap();
     assert_eq!((fname.nulls_in_export, fname.nulls_in_target), (1, 1));
+    // Sums, minimums and maximums where they apply, equal on both sides.
+    let orders = report.table("sales.orders").unwrap();
+    let col = |n: &str| orders.columns.iter().find(|c| c.name == n).unwrap();
+    let quantity = col("quantity");
+    assert!(quantity.sum_export.is_some());
+    assert_eq!(quantity.sum_export, quantity.sum_target);
+    assert_eq!(quantity.min_export.as_deref(), Some("1"));
+    assert_eq!(quantity.max_export.as_deref(), Some("9"));
+    let ts = col("order_timestamp");
+    assert!(
+        ts.min_export
+            .as_deref()
+            .is_some_and(|m| m.starts_with("2020-01-01"))
+    );
+    assert_eq!(
+        (&ts.min_export, &ts.max_export),
+        (&ts.min_target, &ts.max_target)
+    );
+    assert_eq!(ts.sum_export, None);
+    assert_eq!(col("product_details").min_export, None);
 
     // (name, SQL damage, table, kind, key, old key, changed column)
     let other_customer = key("sales.customers", 3);

@@ -4,6 +4,8 @@
 //! both sides compute the same aggregates, and they must be equal:
 //! - the row count;
 //! - per target column, the number of NULLs;
+//! - per integer column its sum, and per integer, date, time and timestamp column its min and
+//!   max (the checks one would do by hand, independent of the hash);
 //! - a fingerprint: the sum mod 2^64 of a 64-bit hash of every row's canonical text (order does
 //!   not matter, duplicates count twice).
 //!
@@ -151,7 +153,8 @@ pub struct TableReport {
     pub source: String,
     /// Target table `schema.table`.
     pub target: String,
-    /// `match` when count, every null count and the fingerprint are equal; else `mismatch`.
+    /// `match` when count, every null count, sum, min, max and the fingerprint are equal; else
+    /// `mismatch`.
     pub status: Status,
     pub rows_in_export: u64,
     pub rows_in_target: u64,
@@ -183,6 +186,15 @@ pub struct ColumnReport {
     pub target_type: String,
     pub nulls_in_export: u64,
     pub nulls_in_target: u64,
+    /// Integer columns: `sum(c)`; null otherwise or without values.
+    pub sum_export: Option<String>,
+    pub sum_target: Option<String>,
+    /// Integer, date, time, timestamp and timestamptz columns: `min(c)` and `max(c)` as
+    /// canonical texts; null otherwise or without values.
+    pub min_export: Option<String>,
+    pub min_target: Option<String>,
+    pub max_export: Option<String>,
+    pub max_target: Option<String>,
 }
 
 /// What kind of difference a listed row is.
@@ -399,8 +411,21 @@ impl TablePlan {
             .iter()
             .map(|c| format!("count({})", ident(&c.name)))
             .collect();
+        let mut stats = String::new();
+        for c in &self.cols {
+            let col = ident(&c.name);
+            match stat_kind(&c.ty) {
+                Some(StatKind::Int) => stats.push_str(&format!(
+                    ", sum({col})::text, min({col})::text, max({col})::text"
+                )),
+                Some(StatKind::Ordered) => {
+                    stats.push_str(&format!(", min({col})::text, max({col})::text"))
+                }
+                None => {}
+            }
+        }
         format!(
-            "SELECT count(*), {}, coalesce(sum({}::numeric), 0)::text FROM {}",
+            "SELECT count(*), {}, coalesce(sum({}::numeric), 0)::text{stats} FROM {}",
             counts.join(", "),
             hash_sql(&self.row_sql()),
             self.qualified
@@ -446,6 +471,91 @@ struct Agg {
     nulls: Vec<u64>,
     sum: u64,
     buckets: Vec<(u64, u64)>,
+    /// Export side: running sum/min/max per column (where [`stat_kind`] applies).
+    stats: Vec<Stats>,
+    /// Sum, min and max per column as canonical texts (None: not applicable, or no values).
+    stat_texts: Vec<[Option<String>; 3]>,
+}
+
+/// Which columns get sum / min / max: integers (all three) and dates and times (min, max).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatKind {
+    Int,
+    Ordered,
+}
+
+fn stat_kind(t: &PgType) -> Option<StatKind> {
+    match t {
+        PgType::SmallInt | PgType::Integer | PgType::BigInt => Some(StatKind::Int),
+        PgType::Date | PgType::Time | PgType::Timestamp | PgType::TimestampTz => {
+            Some(StatKind::Ordered)
+        }
+        _ => None,
+    }
+}
+
+/// Running sum/min/max of a column's binary values read as integers (integers; days or
+/// microseconds for dates and times, whose order is the integers' order, infinities included).
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Stats {
+    sum: i128,
+    min: Option<i64>,
+    max: Option<i64>,
+}
+
+impl Stats {
+    fn add(&mut self, v: i64) {
+        self.sum += i128::from(v);
+        self.min = Some(self.min.map_or(v, |m| m.min(v)));
+        self.max = Some(self.max.map_or(v, |m| m.max(v)));
+    }
+
+    fn merge(&mut self, o: &Stats) {
+        self.sum += o.sum;
+        if let Some(v) = o.min {
+            self.min = Some(self.min.map_or(v, |m| m.min(v)));
+        }
+        if let Some(v) = o.max {
+            self.max = Some(self.max.map_or(v, |m| m.max(v)));
+        }
+    }
+
+    /// `[sum, min, max]` as PostgreSQL prints `sum(c)`, `min(c)`, `max(c)`.
+    fn texts(&self, ty: &PgType) -> [Option<String>; 3] {
+        let (Some(min), Some(max)) = (self.min, self.max) else {
+            return [None, None, None];
+        };
+        match stat_kind(ty) {
+            Some(StatKind::Int) => [
+                Some(self.sum.to_string()),
+                Some(min.to_string()),
+                Some(max.to_string()),
+            ],
+            Some(StatKind::Ordered) => {
+                let text = |v: i64| {
+                    let mut out = String::new();
+                    let bin = if *ty == PgType::Date {
+                        (v as i32).to_be_bytes().to_vec()
+                    } else {
+                        v.to_be_bytes().to_vec()
+                    };
+                    canon::canonical_text(ty, &bin, &mut out).ok().map(|_| out)
+                };
+                [None, text(min), text(max)]
+            }
+            None => [None, None, None],
+        }
+    }
+}
+
+/// A binary value read as an integer, for [`Stats`].
+fn stat_value(bin: &[u8]) -> Option<i64> {
+    Some(match bin.len() {
+        2 => i64::from(i16::from_be_bytes(bin.try_into().ok()?)),
+        4 => i64::from(i32::from_be_bytes(bin.try_into().ok()?)),
+        8 => i64::from_be_bytes(bin.try_into().ok()?),
+        _ => return None,
+    })
 }
 
 impl Agg {
@@ -455,6 +565,8 @@ impl Agg {
             nulls: vec![0; cols],
             sum: 0,
             buckets: vec![(0, 0); BUCKETS],
+            stats: vec![Stats::default(); cols],
+            stat_texts: vec![[None, None, None]; cols],
         }
     }
 
@@ -462,6 +574,9 @@ impl Agg {
         self.rows += o.rows;
         for (a, b) in self.nulls.iter_mut().zip(&o.nulls) {
             *a += b;
+        }
+        for (a, b) in self.stats.iter_mut().zip(&o.stats) {
+            a.merge(b);
         }
         self.sum = self.sum.wrapping_add(o.sum);
         for (a, b) in self.buckets.iter_mut().zip(&o.buckets) {
@@ -486,6 +601,20 @@ async fn target_aggregate(client: &tokio_postgres::Client, plan: &TablePlan) -> 
     }
     let sum: String = row.get(1 + plan.cols.len());
     agg.sum = wrap_sum(&sum, &format!("verify {}", plan.target))?;
+    let mut at = 2 + plan.cols.len();
+    for (i, c) in plan.cols.iter().enumerate() {
+        match stat_kind(&c.ty) {
+            Some(StatKind::Int) => {
+                agg.stat_texts[i] = [row.get(at), row.get(at + 1), row.get(at + 2)];
+                at += 3;
+            }
+            Some(StatKind::Ordered) => {
+                agg.stat_texts[i] = [None, row.get(at), row.get(at + 1)];
+                at += 2;
+            }
+            None => {}
+        }
+    }
     Ok(agg)
 }
 
@@ -644,6 +773,11 @@ async fn scan_chunk(
                 } else {
                     let end = at + len as usize;
                     let value = bin.get(at..end).unwrap_or_default();
+                    if stat_kind(&col.ty).is_some()
+                        && let Some(v) = stat_value(value)
+                    {
+                        agg.stats[i].add(v);
+                    }
                     canon::canonical_text(&col.ty, value, &mut bufs[i]).map_err(|reason| {
                         let (rg, row) = chunk.locate(chunk_row - 1);
                         Error::Convert {
@@ -793,11 +927,17 @@ pub async fn verify(
             scan_export(&side, &chunks, None, options.parallel),
             target_aggregate(&client, &plan)
         );
-        let (exp, _) = exp?;
+        let (mut exp, _) = exp?;
         let tgt = tgt?;
+        for (i, c) in plan.cols.iter().enumerate() {
+            exp.stat_texts[i] = exp.stats[i].texts(&c.ty);
+        }
         progress(&t.source, exp.rows);
         total_rows += exp.rows;
-        let matches = exp.rows == tgt.rows && exp.nulls == tgt.nulls && exp.sum == tgt.sum;
+        let matches = exp.rows == tgt.rows
+            && exp.nulls == tgt.nulls
+            && exp.sum == tgt.sum
+            && exp.stat_texts == tgt.stat_texts;
         let mut report = TableReport {
             source: t.source.clone(),
             target: t.target(),
@@ -812,11 +952,21 @@ pub async fn verify(
                 .cols
                 .iter()
                 .enumerate()
-                .map(|(i, c)| ColumnReport {
-                    name: c.name.clone(),
-                    target_type: c.ty.to_string(),
-                    nulls_in_export: exp.nulls[i],
-                    nulls_in_target: tgt.nulls[i],
+                .map(|(i, c)| {
+                    let [sum_export, min_export, max_export] = exp.stat_texts[i].clone();
+                    let [sum_target, min_target, max_target] = tgt.stat_texts[i].clone();
+                    ColumnReport {
+                        name: c.name.clone(),
+                        target_type: c.ty.to_string(),
+                        nulls_in_export: exp.nulls[i],
+                        nulls_in_target: tgt.nulls[i],
+                        sum_export,
+                        sum_target,
+                        min_export,
+                        min_target,
+                        max_export,
+                        max_target,
+                    }
                 })
                 .collect(),
             fingerprint_export: format!("{:016x}", exp.sum),
