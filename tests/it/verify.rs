@@ -853,3 +853,52 @@ async fn listing_is_bounded_and_counts_every_difference() {
     }
     assert_eq!(tj["status"], "mismatch");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn table_without_primary_key_is_compared_as_a_multiset() {
+    let src = pg().create_db("vnopk");
+    pg().psql(
+        db_name(&src),
+        "CREATE TABLE public.events (msg text, n int); \
+         INSERT INTO public.events SELECT 'event ' || (g % 40), g % 7 FROM generate_series(1, 300) g; \
+         INSERT INTO public.events VALUES (NULL, NULL), (NULL, NULL), ('', 0);",
+    );
+    let (export, mapping, _dir) = export_and_plan(&src, "vnopk-export").await;
+    assert!(
+        mapping
+            .table("public.events")
+            .unwrap()
+            .primary_key
+            .is_empty(),
+        "{mapping:#?}"
+    );
+    let (url, target) = load_fresh(&export, &mapping, "vnopkdst").await;
+    let report = run_verify(&export, &mapping, &target).await;
+    assert!(report.ok, "{report:#?}");
+
+    // One of two identical all-NULL rows deleted, one copy of a duplicated row changed.
+    pg().psql(
+        db_name(&url),
+        "DELETE FROM public.events WHERE ctid = (SELECT min(ctid) FROM public.events WHERE msg IS NULL); \
+         UPDATE public.events SET n = 99 WHERE ctid = (SELECT min(ctid) FROM public.events WHERE msg = 'event 1');",
+    );
+    let report = run_verify(&export, &mapping, &target).await;
+    let t = report.table("public.events").unwrap();
+    assert_eq!(t.status, Status::Mismatch);
+    // Without a key, a changed row is one missing and one extra row.
+    assert_eq!((t.missing, t.extra, t.differing), (2, 1, 0), "{t:#?}");
+    let keys: Vec<(DiffKind, &str)> = t
+        .differences
+        .iter()
+        .map(|d| (d.kind, d.key.as_str()))
+        .collect();
+    assert!(
+        keys.contains(&(DiffKind::Missing, "NULL, NULL")),
+        "{keys:?}"
+    );
+    assert!(
+        keys.contains(&(DiffKind::Missing, "event 1, 1")),
+        "{keys:?}"
+    );
+    assert!(keys.contains(&(DiffKind::Extra, "event 1, 99")), "{keys:?}");
+}
