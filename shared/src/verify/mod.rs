@@ -740,6 +740,7 @@ async fn scan_chunk(
     let mut texts: Vec<Option<String>> = vec![None; ncols];
     let mut bufs: Vec<String> = vec![String::new(); ncols];
     let mut nulls: Vec<bool> = vec![false; ncols];
+    let mut spans: Vec<Option<(usize, usize)>> = Vec::with_capacity(ncols);
     let (mut row_text, mut key_text) = (String::new(), String::new());
     let mut chunk_row = 0u64;
     while let Some(batch) = stream.next().await {
@@ -756,45 +757,70 @@ async fn scan_chunk(
             encoder.encode_row(&arrays, r, &chunk, chunk_row, &mut bin)?;
             chunk_row += 1;
             // Field count, then (length, bytes) per field; -1 is NULL.
+            spans.clear();
             let mut at = 2usize;
-            row_text.clear();
-            key_text.clear();
-            for (i, col) in plan.cols.iter().enumerate() {
+            for _ in 0..ncols {
                 let len = bin
                     .get(at..at + 4)
                     .map(|b| i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
                     .unwrap_or(-1);
                 at += 4;
-                bufs[i].clear();
-                let null = len < 0;
-                nulls[i] = null;
-                if null {
-                    agg.nulls[i] += 1;
+                if len < 0 {
+                    spans.push(None);
                 } else {
-                    let end = at + len as usize;
-                    let value = bin.get(at..end).unwrap_or_default();
-                    if stat_kind(&col.ty).is_some()
-                        && let Some(v) = stat_value(value)
-                    {
-                        agg.stats[i].add(v);
-                    }
-                    canon::canonical_text(&col.ty, value, &mut bufs[i]).map_err(|reason| {
-                        let (rg, row) = chunk.locate(chunk_row - 1);
-                        Error::Convert {
-                            location: Box::new(crate::error::Location {
-                                file: file.clone(),
-                                row_group: rg,
-                                row: row as usize,
-                                column: col.name.clone(),
-                            }),
-                            value: format!("<{len} bytes>"),
-                            expected: format!("{} canonical text", col.ty),
-                            reason,
-                        }
-                    })?;
-                    at = end;
+                    spans.push(Some((at, at + len as usize)));
+                    at += len as usize;
                 }
-                canon::push_piece((!null).then_some(bufs[i].as_str()), &mut row_text);
+            }
+            let fail = |i: usize, reason: String| {
+                let (rg, row) = chunk.locate(chunk_row - 1);
+                Error::Convert {
+                    location: Box::new(crate::error::Location {
+                        file: file.clone(),
+                        row_group: rg,
+                        row: row as usize,
+                        column: plan.cols[i].name.clone(),
+                    }),
+                    value: "<binary value>".into(),
+                    expected: format!("{} canonical text", plan.cols[i].ty),
+                    reason,
+                }
+            };
+            // Listing pass: rows outside the wanted buckets are skipped after the key alone.
+            if let Some(f) = &filter {
+                key_text.clear();
+                for &k in &plan.key {
+                    bufs[k].clear();
+                    if let Some((a, e)) = spans[k] {
+                        let value = bin.get(a..e).unwrap_or_default();
+                        canon::canonical_text(&plan.cols[k].ty, value, &mut bufs[k])
+                            .map_err(|reason| fail(k, reason))?;
+                    }
+                    canon::push_piece(spans[k].map(|_| bufs[k].as_str()), &mut key_text);
+                }
+                if !f[usize::from(canon::bucket(&key_text))] {
+                    continue;
+                }
+            }
+            row_text.clear();
+            key_text.clear();
+            for (i, col) in plan.cols.iter().enumerate() {
+                bufs[i].clear();
+                nulls[i] = spans[i].is_none();
+                match spans[i] {
+                    None => agg.nulls[i] += 1,
+                    Some((a, e)) => {
+                        let value = bin.get(a..e).unwrap_or_default();
+                        if stat_kind(&col.ty).is_some()
+                            && let Some(v) = stat_value(value)
+                        {
+                            agg.stats[i].add(v);
+                        }
+                        canon::canonical_text(&col.ty, value, &mut bufs[i])
+                            .map_err(|reason| fail(i, reason))?;
+                    }
+                }
+                canon::push_piece((!nulls[i]).then_some(bufs[i].as_str()), &mut row_text);
             }
             for &k in &plan.key {
                 canon::push_piece((!nulls[k]).then_some(bufs[k].as_str()), &mut key_text);
