@@ -30,7 +30,8 @@
 //! **Hashes**: row hash = the first 8 bytes of `md5(row text)` as a big-endian signed 64-bit
 //! integer; SQL: `('x' || substr(md5(t), 1, 16))::bit(64)::bigint`, summed as numeric (no
 //! overflow) and reduced mod 2^64 in Rust. md5, substr, `||`, octet_length and casts are all
-//! built in: nothing needs an extension, so the same SQL runs on DSQL.
+//! built in: nothing needs an extension, so the same SQL is meant to run on DSQL unchanged (not
+//! yet tried on a real cluster: the `bit(64)` cast there is the one thing unconfirmed).
 //!
 //! **Cost**: the export is read once (streaming, projection of the mapped columns, chunks in
 //! parallel) and each target table is scanned once by one aggregate query, in the matching case.
