@@ -1,7 +1,8 @@
 //! Canonical texts: a target column's binary value -> exactly what PostgreSQL's `value::text`
 //! prints for it in a verify session (`TimeZone UTC`, `DateStyle ISO, MDY`, `IntervalStyle
 //! postgres`, `extra_float_digits 1`, `bytea_output hex`), and the row text and hashes built
-//! from them. The SQL side of the same definitions is in [`super::sql`].
+//! from them. The SQL side of the same definitions is in [`super`] ([`super::text_sql`],
+//! [`super::piece_sql`], [`super::hash_sql`], [`super::bucket_sql`]).
 
 use crate::convert;
 use crate::types::PgType;
