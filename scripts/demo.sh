@@ -49,6 +49,18 @@ echo
 echo "== 5. rerun: the ledger makes it a no-op"
 "$bin" run --export "$work/export" --mapping "$work/plan/mapping.toml" --target "$dst" --report "$work/report-rerun.json" | tail -n 4
 echo
+echo "== 6. verify: every row of the export against the target (counts, NULLs, row fingerprints)"
+"$bin" verify --export "$work/export" --mapping "$work/plan/mapping.toml" --target "$dst" \
+  --report "$work/verify.json"
+echo
+echo "== 7. damage one order (its timestamp off by one microsecond): verify names the row"
+psql_ -d dsql_standin -c "UPDATE sales.orders SET order_timestamp = order_timestamp + interval '1 microsecond' WHERE old_id = 42"
+if "$bin" verify --export "$work/export" --mapping "$work/plan/mapping.toml" --target "$dst" \
+  --tables sales.orders --report "$work/verify-damaged.json"; then
+  echo "error: verify did not find the damaged row" >&2
+  exit 1
+fi
+echo
 echo "a customer's new key: snap2dsql key --table sales.customers --old 42 ->" \
   "$("$bin" key --mapping "$work/plan/mapping.toml" --table sales.customers --old 42)"
-echo "report: $work/report.json"
+echo "reports: $work/report.json, $work/verify.json, $work/verify-damaged.json"

@@ -22,12 +22,16 @@ pub enum Command {
     Plan(PlanArgs),
     /// Print the new UUID key of one old integer key.
     Key(KeyArgs),
-    /// Plan (or read a mapping), load every chunk, build indexes, check counts: the whole job.
+    /// Plan (or read a mapping), load every chunk, build indexes, verify every row: the whole job.
     Run(RunArgs),
-    /// Like run, without the post-load indexes and the final check.
+    /// Like run, without the post-load indexes and the row-level verification (counts only).
     Load(RunArgs),
     /// Per-table progress of a migration, from the target's ledger.
     Status(StatusArgs),
+    /// Compare every row of the export (after the mapping) with the target: counts, null
+    /// counts, row fingerprints; name the missing, extra and differing rows. Exit 0 only when
+    /// every table matches.
+    Verify(VerifyArgs),
 }
 
 /// Where the export is and which database of it.
@@ -146,4 +150,25 @@ pub struct StatusArgs {
     /// The mapping of the migration (its id names the ledger rows).
     #[arg(long)]
     pub mapping: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub export: ExportArgs,
+    /// The target to verify: postgres://user@host:port/db, or a DSQL endpoint.
+    #[arg(long)]
+    pub target: String,
+    /// The mapping the load used; without it the export is planned now (as `plan` would).
+    #[arg(long)]
+    pub mapping: Option<PathBuf>,
+    /// Only these source tables (schema.table), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub tables: Option<Vec<String>>,
+    /// Write the report as JSON to this file.
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Differences listed per table at most (all are counted).
+    #[arg(long, default_value_t = snap2dsql::verify::DEFAULT_MAX_LISTED)]
+    pub max_listed: usize,
 }

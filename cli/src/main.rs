@@ -7,6 +7,7 @@
 mod args;
 mod report;
 mod run;
+mod verify;
 
 use args::{Cli, Command};
 use clap::Parser;
@@ -125,6 +126,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
         Command::Run(a) => run::run(a, true).await,
         Command::Load(a) => run::run(a, false).await,
         Command::Status(a) => run::status(a).await,
+        Command::Verify(a) => verify::verify(a).await,
         Command::Key(a) => {
             let mapping = Mapping::load(&a.mapping)?;
             let table = mapping.table(&a.table).ok_or_else(|| {

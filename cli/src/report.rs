@@ -225,9 +225,112 @@ pub fn print_run(
     println!(
         "\nloaded {written} rows in {seconds:.1} s ({rate:.0} rows/s){}",
         if full {
-            "; post-load indexes built; counts checked"
+            "; post-load indexes built; every row verified (below)"
         } else {
             ""
+        }
+    );
+}
+
+/// The verification summary: one line per table, the listed differences, throughput.
+pub fn print_verify(r: &snap2dsql::verify::VerifyReport) {
+    use snap2dsql::verify::DiffKind;
+    println!(
+        "\n{:<32} {:<32} {:>10} {:>10} {:>8}  {:<8}  fingerprints",
+        "source", "target", "export", "target", "seconds", "status"
+    );
+    for t in &r.tables {
+        let fp = if t.fingerprint_export == t.fingerprint_target {
+            t.fingerprint_export.clone()
+        } else {
+            format!("{} / {}", t.fingerprint_export, t.fingerprint_target)
+        };
+        println!(
+            "{:<32} {:<32} {:>10} {:>10} {:>8.2}  {:<8}  {fp}",
+            t.source, t.target, t.rows_in_export, t.rows_in_target, t.seconds, t.status
+        );
+    }
+    for t in r
+        .tables
+        .iter()
+        .filter(|t| t.status != snap2dsql::verify::Status::Match)
+    {
+        println!(
+            "\n{}: {} missing, {} extra, {} differing rows",
+            t.source, t.missing, t.extra, t.differing
+        );
+        for c in t
+            .columns
+            .iter()
+            .filter(|c| c.nulls_in_export != c.nulls_in_target)
+        {
+            println!(
+                "  column {}: {} NULLs in the export, {} in the target",
+                c.name, c.nulls_in_export, c.nulls_in_target
+            );
+        }
+        for c in &t.columns {
+            let pairs = [
+                ("sum", &c.sum_export, &c.sum_target),
+                ("min", &c.min_export, &c.min_target),
+                ("max", &c.max_export, &c.max_target),
+            ];
+            for (what, e, g) in pairs {
+                if e != g {
+                    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "NULL".into());
+                    println!(
+                        "  column {}: {what} {} in the export, {} in the target",
+                        c.name,
+                        show(e),
+                        show(g)
+                    );
+                }
+            }
+        }
+        for d in &t.differences {
+            let old = d
+                .old_key
+                .as_ref()
+                .map(|o| format!(" (old key {o})"))
+                .unwrap_or_default();
+            let what = match d.kind {
+                DiffKind::Missing => "missing in the target",
+                DiffKind::Extra => "extra in the target",
+                DiffKind::Differs => "differs",
+            };
+            println!("  - key {}{old}: {what}", d.key);
+            for c in &d.columns {
+                let show =
+                    |v: &Option<String>| v.clone().map_or("NULL".into(), |v| format!("{v:?}"));
+                println!(
+                    "      {}: export {}, target {}",
+                    c.column,
+                    show(&c.export),
+                    show(&c.target)
+                );
+            }
+        }
+        if t.buckets_listed < t.differing_buckets {
+            println!(
+                "  (rows of {} of {} differing key buckets compared: too many rows to hold at once)",
+                t.buckets_listed, t.differing_buckets
+            );
+        }
+        let listed = t.differences.len() as u64;
+        let total = t.missing + t.extra + t.differing;
+        if total > listed {
+            println!("  ... {} more not listed (--max-listed)", total - listed);
+        }
+    }
+    println!(
+        "\nverified {} export rows in {:.1} s ({:.0} rows/s): {}",
+        r.rows_in_export,
+        r.seconds,
+        r.rows_per_second,
+        if r.ok {
+            "every table matches"
+        } else {
+            "MISMATCH"
         }
     );
 }

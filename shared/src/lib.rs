@@ -19,6 +19,8 @@
 //! - [`db`]: connections to the source.
 //! - [`convert`]: exported values (typed or PostgreSQL text output) -> binary COPY fields of the
 //!   target type.
+//! - [`verify`]: row-level verification of the target against the export (counts, null counts,
+//!   order-independent row fingerprints, the differing rows named by key).
 //! - [`error`]: the one error type, with file/row group/row/column locations.
 pub mod chunk;
 pub mod convert;
@@ -36,5 +38,6 @@ pub mod schema;
 pub mod store;
 pub mod target;
 pub mod types;
+pub mod verify;
 
 pub use error::{Error, Result};

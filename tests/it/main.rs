@@ -7,3 +7,4 @@ mod local_export;
 mod plan;
 mod s3;
 mod schema;
+mod verify;

@@ -448,6 +448,26 @@ pub fn encode_bytes(v: &[u8], dst: &PgType, out: &mut Vec<u8>) -> Result<(), Con
     finish(dst, start, out, r)
 }
 
+/// PostgreSQL's `float4out` text of `v` (extra_float_digits 1, the default): what `v::text`
+/// gives for a real. Used by `verify` for canonical texts.
+pub fn float4_text(v: f32) -> String {
+    let mut buf = StackBuf::new();
+    pg_float_text(&mut buf, v.is_nan(), v.is_infinite(), v < 0.0, true, |b| {
+        shortest_f32(v, b)
+    });
+    buf.as_str().to_string()
+}
+
+/// PostgreSQL's `float8out` text of `v` (extra_float_digits 1): what `v::text` gives for a
+/// double precision.
+pub fn float8_text(v: f64) -> String {
+    let mut buf = StackBuf::new();
+    pg_float_text(&mut buf, v.is_nan(), v.is_infinite(), v < 0.0, false, |b| {
+        shortest_f64(v, b)
+    });
+    buf.as_str().to_string()
+}
+
 const HEX: &[u8; 16] = b"0123456789abcdef";
 /// PostgreSQL's `name` holds at most NAMEDATALEN - 1 = 63 bytes.
 const NAME_MAX_BYTES: usize = 63;
@@ -755,7 +775,7 @@ fn shortest_f64(v: f64, out: &mut StackBuf) -> std::fmt::Result {
     let bits = v.abs().to_bits();
     let (exp, frac) = ((bits >> 52) as i32, bits & ((1 << 52) - 1));
     let bounds = float_bounds(exp, frac, 52, 1075);
-    for p in 0..17 {
+    for p in shortest_start(|b| write!(b, "{v:e}"))..17 {
         let mut b = StackBuf::new();
         write!(b, "{v:.p$e}")?;
         if b.as_str().parse::<f64>() == Ok(v) && !on_bound(b.as_str(), &bounds) {
@@ -766,12 +786,26 @@ fn shortest_f64(v: f64, out: &mut StackBuf) -> std::fmt::Result {
     write!(out, "{v:.16e}")
 }
 
+/// Where the search for the shortest digits can start: Rust's shortest `{:e}` has the fewest
+/// digits that read back (its criterion is looser than Ryu's: a spelling on a rounding bound also
+/// counts), so no spelling with fewer digits can pass the stricter test either.
+fn shortest_start(fmt: impl FnOnce(&mut StackBuf) -> std::fmt::Result) -> usize {
+    let mut b = StackBuf::new();
+    if fmt(&mut b).is_err() {
+        return 0;
+    }
+    let s = b.as_str();
+    let mant = s.split_once('e').map_or(s, |(m, _)| m);
+    let digits = mant.bytes().filter(u8::is_ascii_digit).count();
+    digits.saturating_sub(1)
+}
+
 /// [`shortest_f64`] for real.
 fn shortest_f32(v: f32, out: &mut StackBuf) -> std::fmt::Result {
     let bits = u64::from(v.abs().to_bits());
     let (exp, frac) = ((bits >> 23) as i32, bits & ((1 << 23) - 1));
     let bounds = float_bounds(exp, frac, 23, 150);
-    for p in 0..9 {
+    for p in shortest_start(|b| write!(b, "{v:e}"))..9 {
         let mut b = StackBuf::new();
         write!(b, "{v:.p$e}")?;
         if b.as_str().parse::<f32>() == Ok(v) && !on_bound(b.as_str(), &bounds) {
