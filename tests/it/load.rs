@@ -32,26 +32,7 @@ const TARGET: &str = "sales_dsql";
 
 /// A fresh database holding `scripts/storefront.sql` at the given size.
 fn storefront_db(prefix: &str, customers: u32, orders: u32) -> String {
-    let url = pg().create_db(prefix);
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/storefront.sql");
-    let out = Command::new(pg().bin_dir.join("psql"))
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1"])
-        .args(["-U", "postgres", "-p", &pg().port.to_string(), "-d"])
-        .arg(db_name(&url))
-        .arg("-v")
-        .arg(format!("customers={customers}"))
-        .arg("-v")
-        .arg(format!("orders={orders}"))
-        .arg("-f")
-        .arg(&script)
-        .output()
-        .expect("run psql");
-    assert!(
-        out.status.success(),
-        "storefront.sql failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    url
+    pg().storefront_db(prefix, customers, orders)
 }
 
 /// One test's export, mapping and target: the source database, exported to a temp dir,

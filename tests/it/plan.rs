@@ -25,49 +25,9 @@ const EXPORT_ID: &str = "plan-test";
 // ---------------------------------------------------------------------------------------------
 // Fixtures
 
-/// Runs a SQL file through psql with `-v name=value` variables.
-fn psql_file(db: &str, file: &Path, vars: &[(&str, &str)]) {
-    let server = pg();
-    let mut cmd = Command::new(server.bin_dir.join("psql"));
-    cmd.args([
-        "-X",
-        "-q",
-        "-v",
-        "ON_ERROR_STOP=1",
-        "-h",
-        "127.0.0.1",
-        "-U",
-        "postgres",
-        "-p",
-        &server.port.to_string(),
-        "-d",
-        db,
-    ]);
-    for (name, value) in vars {
-        cmd.arg("-v").arg(format!("{name}={value}"));
-    }
-    let out = cmd.arg("-f").arg(file).output().expect("run psql");
-    assert!(
-        out.status.success(),
-        "psql -f {} failed: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// A fresh database holding scripts/storefront.sql with the given sizes.
 fn storefront_db(customers: u32, orders: u32) -> String {
-    let url = pg().create_db("plan_storefront");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/storefront.sql");
-    psql_file(
-        db_name(&url),
-        &script,
-        &[
-            ("customers", &customers.to_string()),
-            ("orders", &orders.to_string()),
-        ],
-    );
-    url
+    pg().storefront_db("plan_storefront", customers, orders)
 }
 
 /// `local-export` of `url` into a fresh temp dir; returns the dir (keep it alive) and the root.

@@ -9,19 +9,6 @@ use snap2dsql_tests::{connect, moto, pg};
 use std::path::Path;
 use std::sync::Arc;
 
-const STOREFRONT: &str = include_str!("../../scripts/storefront.sql");
-
-/// A small storefront in a fresh database; returns its URL.
-fn storefront(prefix: &str) -> String {
-    let url = pg().create_db(prefix);
-    let db = snap2dsql_tests::db_name(&url).to_string();
-    let sql = STOREFRONT
-        .replace(":customers", "200")
-        .replace(":orders", "2500");
-    pg().psql(&db, &sql);
-    url
-}
-
 /// Uploads every file under `dir` to `bucket` under `prefix/`.
 async fn upload(client: &aws_sdk_s3::Client, dir: &Path, bucket: &str, prefix: &str) -> usize {
     let mut n = 0;
@@ -54,7 +41,7 @@ async fn upload(client: &aws_sdk_s3::Client, dir: &Path, bucket: &str, prefix: &
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_in_s3_is_planned_and_loaded_like_a_local_one() {
-    let src = storefront("s3src");
+    let src = pg().storefront_db("s3src", 200, 2500);
     let dir = tempfile::tempdir().unwrap();
     let client = connect(&src).await;
     let mut opts = LocalExportOptions::new("s3-export-1");

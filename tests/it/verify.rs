@@ -20,8 +20,6 @@ use snap2dsql::verify::{
 use snap2dsql_tests::{connect, db_name, pg};
 use std::sync::Arc;
 
-const STOREFRONT: &str = include_str!("../../scripts/storefront.sql");
-
 /// Values of one type: Rust's canonical text of `send(v)` == `v::text`. Returns how many.
 async fn check(c: &tokio_postgres::Client, ty: &str, send: &str, values: &str) -> usize {
     let t = PgType::parse(ty).unwrap();
@@ -525,11 +523,7 @@ async fn every_source_type_loads_and_verifies_as_a_match() {
 
 /// One storefront source with a NULL first name, exported and planned once per test.
 async fn storefront() -> (Arc<Export>, Arc<Mapping>, tempfile::TempDir) {
-    let src = pg().create_db("vsrc");
-    let sql = STOREFRONT
-        .replace(":customers", "100")
-        .replace(":orders", "600");
-    pg().psql(db_name(&src), &sql);
+    let src = pg().storefront_db("vsrc", 100, 600);
     pg().psql(
         db_name(&src),
         "UPDATE sales.customers SET first_name = NULL WHERE id = 5",

@@ -231,6 +231,41 @@ impl PgServer {
         self.url(&name)
     }
 
+    /// A fresh database holding the seed's storefront (`scripts/storefront.sql`) with the given
+    /// numbers of customers and orders; returns its URL.
+    pub fn storefront_db(&self, prefix: &str, customers: u32, orders: u32) -> String {
+        let url = self.create_db(prefix);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/storefront.sql");
+        let out = Command::new(self.bin_dir.join("psql"))
+            .args([
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+            ])
+            .args(["-p", &self.port.to_string(), "-d", db_name(&url)])
+            .args([
+                "-v",
+                &format!("customers={customers}"),
+                "-v",
+                &format!("orders={orders}"),
+            ])
+            .arg("-f")
+            .arg(&script)
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "storefront.sql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        url
+    }
+
     /// Runs SQL through `psql` (for fixtures), panicking with psql's message on failure.
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = Command::new(self.bin_dir.join("psql"))
