@@ -261,5 +261,5 @@ if [ "$big_file" = 1 ]; then
   echo "$line_small"
   echo "$line_mid"
   echo "$line_big"
-  echo "(the small file is one row group; mid and big have 100,000-row row groups: a row group's column chunk is read whole)"
+  echo "(local part files are read page by page; the peak follows the chunks in flight (--parallel-chunks, 256 MiB of compressed data a chunk) and the COPY batches queued per chunk, not the file size)"
 fi
