@@ -68,6 +68,18 @@ impl Default for LoadOptions {
 }
 
 impl LoadOptions {
+    /// The one retry decision of every retry loop: after a failed attempt, counts it and returns
+    /// `true` (having slept the backoff) when `err` is retryable and attempts remain; `false`
+    /// when the caller must give up.
+    pub async fn retry_after(&self, err: &Error, attempt: &mut u32) -> bool {
+        *attempt += 1;
+        if !err.is_retryable() || *attempt >= self.max_attempts {
+            return false;
+        }
+        tokio::time::sleep(backoff(self.backoff_base, *attempt)).await;
+        true
+    }
+
     /// Refuses settings that would break DSQL's limits.
     pub fn validate(&self) -> Result<()> {
         if self.batch_rows == 0 || self.batch_rows + 1 > DSQL_MAX_ROWS {
@@ -244,12 +256,13 @@ async fn read_ledger(ctx: &LoadContext, chunk: &Chunk) -> Result<Vec<(u64, u64)>
         }
         .await;
         match result {
-            Err(e) if e.is_retryable() && attempt + 1 < ctx.options.max_attempts => {
-                attempt += 1;
-                tracing::info!(chunk = %chunk.id, attempt, error = %e, "retrying the ledger read");
-                tokio::time::sleep(backoff(ctx.options.backoff_base, attempt)).await;
+            Ok(ranges) => return Ok(ranges),
+            Err(e) => {
+                tracing::info!(chunk = %chunk.id, attempt, error = %e, "ledger read failed");
+                if !ctx.options.retry_after(&e, &mut attempt).await {
+                    return Err(e);
+                }
             }
-            other => return other,
         }
     }
 }
@@ -506,31 +519,27 @@ impl Writer {
                     return Ok(());
                 }
             }
-            attempt += 1;
-            if !class.is_retryable() || attempt >= self.options.max_attempts {
-                let why = match class {
-                    ErrorClass::TooBig => {
-                        "a DSQL transaction limit was hit: the batch bounds are too large (a bug in batch sizing, or --batch-rows/--batch-bytes set too high)"
-                    }
-                    ErrorClass::Data => "the target refused the data",
-                    _ if class.is_retryable() => "retries exhausted",
-                    _ => "failed",
-                };
-                return Err(Error::Batch {
-                    chunk: self.chunk.clone(),
-                    range,
-                    table: self.table.clone(),
-                    why: why.to_string(),
-                    class,
-                    source: Box::new(err),
-                });
+            tracing::info!(chunk = %self.chunk, %range, attempt, class = ?class, "batch failed");
+            if self.options.retry_after(&err, &mut attempt).await {
+                self.retries.fetch_add(1, Ordering::Relaxed);
+                continue;
             }
-            self.retries.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(chunk = %self.chunk, %range, attempt, class = ?class, "retrying batch");
-            if class == ErrorClass::Connection {
-                self.client = None;
-            }
-            tokio::time::sleep(backoff(self.options.backoff_base, attempt)).await;
+            let why = match class {
+                ErrorClass::TooBig => {
+                    "a DSQL transaction limit was hit: the batch bounds are too large (a bug in batch sizing, or --batch-rows/--batch-bytes set too high)"
+                }
+                ErrorClass::Data => "the target refused the data",
+                _ if class.is_retryable() => "retries exhausted",
+                _ => "failed",
+            };
+            return Err(Error::Batch {
+                chunk: self.chunk.clone(),
+                range,
+                table: self.table.clone(),
+                why: why.to_string(),
+                class,
+                source: Box::new(err),
+            });
         }
     }
 
