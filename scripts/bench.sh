@@ -49,13 +49,13 @@ read -r -a load_flags <<< "${LOAD_FLAGS:-}"
 bash "$root/scripts/bench/deps.sh"
 [ -x "$bin" ] || { echo "no release build at $bin: run make build" >&2; exit 1; }
 
-"$root/scripts/pg.sh" stop "$work/pg" >/dev/null 2>&1 || true
+"$root/scripts/pg.sh" remove "$work/pg" >/dev/null 2>&1 || true
 rm -rf "$work"
 mkdir -p "$work"
 port=$("$root/scripts/pg.sh" start "$work/pg")
 # At the end the server stops, and its data and the files go unless KEEP=1 (scripts/bench/sweep.sh
 # reuses them).
-trap '"$root/scripts/pg.sh" stop "$work/pg"; [ "${KEEP:-0}" = 1 ] || rm -rf "$work"' EXIT
+trap '"$root/scripts/pg.sh" stop "$work/pg"; [ "${KEEP:-0}" = 1 ] || { "$root/scripts/pg.sh" remove "$work/pg"; rm -rf "$work"; }' EXIT
 psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -c "ALTER SYSTEM SET autovacuum = off" -c "SELECT pg_reload_conf()" >/dev/null
 url() { echo "postgres://postgres@127.0.0.1:$port/$1"; }
 psql_() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"; }
@@ -69,7 +69,7 @@ clk=$(getconf CLK_TCK)
 server_cpu() {
   sleep 0.3   # let the postmaster reap the sessions that just closed
   local pm
-  pm=$(head -n1 "$work/pg/data/postmaster.pid")
+  pm=$(head -n1 "$(cat "$work/pg/datadir")/data/postmaster.pid")
   awk -v clk="$clk" '{sub(/.*\) /, ""); printf "%.2f\n", ($12 + $13 + $14 + $15) / clk}' "/proc/$pm/stat"
 }
 # user + system seconds from a `/usr/bin/time` output file (-v, or -f '%U %S').

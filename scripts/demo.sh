@@ -9,11 +9,11 @@ bin=${CARGO_TARGET_DIR:-$root/target}/release/snap2dsql
 customers=${CUSTOMERS:-10000}
 orders=${ORDERS:-100000}
 
-"$root/scripts/pg.sh" stop "$work/pg" >/dev/null 2>&1 || true
+"$root/scripts/pg.sh" remove "$work/pg" >/dev/null 2>&1 || true
 rm -rf "$work"
 mkdir -p "$work"
 port=$("$root/scripts/pg.sh" start "$work/pg")
-trap '"$root/scripts/pg.sh" stop "$work/pg"' EXIT
+trap '"$root/scripts/pg.sh" remove "$work/pg"' EXIT
 src="postgres://postgres@127.0.0.1:$port/storefront"
 dst="postgres://postgres@127.0.0.1:$port/dsql_standin"
 psql_() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"; }

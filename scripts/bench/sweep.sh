@@ -8,7 +8,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=$root/.work/bench
 bin=${CARGO_TARGET_DIR:-$root/target}/release/snap2dsql
-[ -d "$work/export" ] && [ -d "$work/pg/data" ] || { echo "run KEEP=1 make bench first" >&2; exit 1; }
+[ -d "$work/export" ] && [ -f "$work/pg/datadir" ] || { echo "run KEEP=1 make bench first" >&2; exit 1; }
 "$root/scripts/pg.sh" stop "$work/pg" >/dev/null 2>&1 || true
 port=$("$root/scripts/pg.sh" start "$work/pg")
 trap '"$root/scripts/pg.sh" stop "$work/pg"' EXIT
@@ -17,7 +17,7 @@ now() { date +%s.%N; }
 clk=$(getconf CLK_TCK)
 server_cpu() {   # CPU seconds of the server's finished sessions (see bench.sh)
   sleep 0.3
-  awk -v clk="$clk" '{sub(/.*\) /, ""); printf "%.2f\n", ($12 + $13 + $14 + $15) / clk}' "/proc/$(head -n1 "$work/pg/data/postmaster.pid")/stat"
+  awk -v clk="$clk" '{sub(/.*\) /, ""); printf "%.2f\n", ($12 + $13 + $14 + $15) / clk}' "/proc/$(head -n1 "$(cat "$work/pg/datadir")/data/postmaster.pid")/stat"
 }
 psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -c "ALTER SYSTEM SET autovacuum = off" -c "SELECT pg_reload_conf()" >/dev/null
 i=0
