@@ -9,7 +9,7 @@ set -euo pipefail
 cmd=${1:?start|stop}; dir=${2:?directory}
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
 [ -n "$bindir" ] || bindir=$(dirname "$(command -v initdb)")
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_pg() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 
 case "$cmd" in
 start)
