@@ -147,7 +147,7 @@ impl TableBars {
         let mut bars = std::collections::BTreeMap::new();
         if let Some(m) = &multi {
             let style = ProgressStyle::with_template(
-                "{prefix:<32} [{bar:30}] {pos:>10}/{len:<10} {per_sec:>12} eta {eta}",
+                "{prefix:<32} [{bar:30}] {human_pos:>10}/{human_len:<10} {percent:>3}% eta {eta}",
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
