@@ -14,6 +14,8 @@ command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
 ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 \
   || need+=(libclang-dev)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+dpkg -s ca-certificates >/dev/null 2>&1 || need+=(ca-certificates)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"

@@ -7,4 +7,5 @@ mod local_export;
 mod plan;
 mod s3;
 mod schema;
+mod tls;
 mod verify;

@@ -139,6 +139,35 @@ impl PgServer {
                 String::from_utf8_lossy(&out.stderr)
             ));
         }
+        // A self-signed certificate, so TLS clients can be tested: plain clients are unaffected.
+        let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
+        let out = Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ])
+            .args(["-subj", "/CN=snap2dsql-untrusted-test"])
+            // A well-formed server certificate for 127.0.0.1: only its issuer is untrusted.
+            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+            .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .map_err(|e| format!("run openssl: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "openssl failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        if let Some((uid, gid)) = ids {
+            for f in [&cert, &key] {
+                std::os::unix::fs::chown(f, Some(uid), Some(gid)).map_err(|e| e.to_string())?;
+            }
+        }
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|e| e.to_string())?;
         let port = free_port();
         let (tx, rx) = std::sync::mpsc::channel();
         let postgres = bin_dir.join("postgres");
@@ -169,6 +198,10 @@ impl PgServer {
                     "full_page_writes=off",
                 ])
                 .args(["-c", "max_connections=200", "-c", "shared_buffers=256MB"])
+                .args(["-c", "ssl=on", "-c"])
+                .arg(format!("ssl_cert_file={}", cert.display()))
+                .arg("-c")
+                .arg(format!("ssl_key_file={}", key.display()))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log_file);
