@@ -60,7 +60,7 @@ fn init_logging(json: bool) {
 async fn run(command: Command) -> Result<ExitCode, Error> {
     match command {
         Command::LocalExport(a) => {
-            let client = snap2dsql::db::connect_plain(&a.source).await?;
+            let client = snap2dsql::db::connect_source(&a.source).await?;
             let opts = snap2dsql::local_export::LocalExportOptions {
                 export_id: a.export_id,
                 rows_per_file: a.rows_per_file,

@@ -1,22 +1,39 @@
-//! Database connections: the source (a plain PostgreSQL URL) and, later, targets.
+//! Connections to the source database (targets: [`crate::target`]).
 
 use crate::error::{Error, Result};
 
-/// Connects to a PostgreSQL URL as given (no TLS: a local rehearsal or a test server) and
-/// drives the connection on the runtime. Connection errors never echo the URL's password.
-pub async fn connect_plain(url: &str) -> Result<tokio_postgres::Client> {
+/// Connects to a source database URL and drives the connection on the runtime.
+/// `sslmode=require` gets TLS verified against the system roots (chain and host name);
+/// otherwise (`disable`, or the default `prefer`) the connection is plain TCP: a local
+/// rehearsal or test server. Errors never echo the URL's password.
+pub async fn connect_source(url: &str) -> Result<tokio_postgres::Client> {
     let config: tokio_postgres::Config = url
         .parse()
         .map_err(|e| Error::db(format!("parse connection URL for {}", redact_url(url)), e))?;
-    let (client, conn) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|e| Error::db(format!("connect to {}", redact_url(url)), e))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "connection closed with an error");
-        }
-    });
+    let context = || format!("connect to {}", redact_url(url));
+    let client = if config.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+        let (client, conn) = config
+            .connect(crate::target::verify_full_tls()?)
+            .await
+            .map_err(|e| Error::db(context(), e))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+        });
+        client
+    } else {
+        let (client, conn) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| Error::db(context(), e))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+        });
+        client
+    };
     Ok(client)
 }
 

@@ -10,57 +10,15 @@ use super::{ColumnSchema, ForeignKey, IndexDef, SourceSchema, TableSchema, quali
 use crate::error::{Error, Result};
 use crate::types::PgType;
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use tokio_postgres::config::SslMode;
 
 /// The schemas that hold no user tables.
 const USER_SCHEMAS: &str = "n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') \
      AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'";
 
-/// Connects to the source database: plain TCP with `sslmode=disable`, otherwise TLS checked
-/// against the system's root certificates (TLS is tried and dropped with the default `prefer`
-/// only when the server does not offer it).
+/// Connects to the source database ([`crate::db::connect_source`]: TLS verified when the URL
+/// says `sslmode=require`, plain TCP otherwise).
 pub(super) async fn connect(url: &str) -> Result<tokio_postgres::Client> {
-    let shown = redact(url);
-    let config: tokio_postgres::Config = url.parse().map_err(|e| Error::Schema {
-        source_name: shown.clone(),
-        reason: format!("unreadable database url: {e}"),
-    })?;
-    let context = || format!("connect to source database {shown}");
-    if config.get_ssl_mode() == SslMode::Disable {
-        let (client, conn) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| Error::db(context(), e))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::warn!("source database connection: {e}");
-            }
-        });
-        return Ok(client);
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
-    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| Error::Schema {
-        source_name: shown.clone(),
-        reason: format!("tls setup: {e}"),
-    })?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let (client, conn) = config
-        .connect(tokio_postgres_rustls::MakeRustlsConnect::new(tls))
-        .await
-        .map_err(|e| Error::db(context(), e))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::warn!("source database connection: {e}");
-        }
-    });
-    Ok(client)
+    crate::db::connect_source(url).await
 }
 
 /// The URL with its password masked, fit for messages and logs.
