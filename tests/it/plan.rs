@@ -48,20 +48,8 @@ async fn export_db(url: &str, rows_per_row_group: usize) -> (tempfile::TempDir, 
 
 /// `pg_dump --schema-only` of `url` into `dir/schema.sql`.
 fn schema_dump(url: &str, dir: &Path) -> PathBuf {
-    let server = pg();
-    let out = Command::new(server.bin_dir.join("pg_dump"))
-        .args(["--schema-only", "-h", "127.0.0.1", "-U", "postgres", "-p"])
-        .arg(server.port.to_string())
-        .arg(db_name(url))
-        .output()
-        .expect("run pg_dump");
-    assert!(
-        out.status.success(),
-        "pg_dump failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let path = dir.join("schema.sql");
-    std::fs::write(&path, out.stdout).unwrap();
+    std::fs::write(&path, pg().schema_dump(url)).unwrap();
     path
 }
 

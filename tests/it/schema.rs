@@ -3,7 +3,6 @@
 use snap2dsql::schema::{ColumnSchema, ForeignKey, IndexDef, SourceSchema};
 use snap2dsql::types::PgType;
 use snap2dsql_tests::{connect, db_name, pg};
-use std::process::Command;
 
 const STOREFRONT: &str = r#"
 CREATE SCHEMA sales;
@@ -37,19 +36,7 @@ CREATE TABLE public.plain (a int, b text);
 
 /// Runs pg_dump --schema-only against `url`'s database and returns the file's text.
 fn schema_dump(url: &str) -> String {
-    let server = pg();
-    let out = Command::new(server.bin_dir.join("pg_dump"))
-        .args(["--schema-only", "-h", "127.0.0.1", "-U", "postgres", "-p"])
-        .arg(server.port.to_string())
-        .arg(db_name(url))
-        .output()
-        .expect("run pg_dump");
-    assert!(
-        out.status.success(),
-        "pg_dump failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("pg_dump output is UTF-8")
+    pg().schema_dump(url)
 }
 
 fn col(name: &str, data_type: PgType, not_null: bool, serial: bool) -> ColumnSchema {

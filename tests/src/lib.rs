@@ -93,6 +93,24 @@ fn as_server_user(cmd: &mut Command, ids: Option<(u32, u32)>, die_with_parent: b
     }
 }
 
+/// Starts a server that lives as long as the test process: its parent is a thread that never
+/// ends, so the parent-death signal fires only when the whole process goes away.
+fn spawn_for_process_lifetime(mut cmd: Command, ids: Option<(u32, u32)>) -> Result<(), String> {
+    as_server_user(&mut cmd, ids, true);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let started = cmd.spawn().map(|_| ()).map_err(|e| e.to_string());
+        let ok = started.is_ok();
+        tx.send(started).ok();
+        if ok {
+            loop {
+                std::thread::park();
+            }
+        }
+    });
+    rx.recv().map_err(|e| e.to_string())?
+}
+
 /// A free TCP port on 127.0.0.1 (bound, read, released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -169,53 +187,41 @@ impl PgServer {
         std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .map_err(|e| e.to_string())?;
         let port = free_port();
-        let (tx, rx) = std::sync::mpsc::channel();
         let postgres = bin_dir.join("postgres");
         let data = data_dir.clone();
         let sock = dir.path().to_path_buf();
         let log = dir.path().join("server.log");
         // The server's parent is this thread, which never ends: the parent-death signal then
         // fires only when the whole test process goes away.
-        std::thread::spawn(move || {
-            let log_file = std::fs::File::create(&log).expect("server log");
-            let mut cmd = Command::new(postgres);
-            cmd.arg("-D")
-                .arg(&data)
-                .args([
-                    "-c",
-                    "listen_addresses=127.0.0.1",
-                    "-p",
-                    &port.to_string(),
-                    "-k",
-                ])
-                .arg(&sock)
-                .args([
-                    "-c",
-                    "fsync=off",
-                    "-c",
-                    "synchronous_commit=off",
-                    "-c",
-                    "full_page_writes=off",
-                ])
-                .args(["-c", "max_connections=200", "-c", "shared_buffers=256MB"])
-                .args(["-c", "ssl=on", "-c"])
-                .arg(format!("ssl_cert_file={}", cert.display()))
-                .arg("-c")
-                .arg(format!("ssl_key_file={}", key.display()))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log_file);
-            as_server_user(&mut cmd, ids, true);
-            let child = cmd.spawn();
-            let ok = child.is_ok();
-            tx.send(child.map(|_| ()).map_err(|e| e.to_string())).ok();
-            if ok {
-                loop {
-                    std::thread::park();
-                }
-            }
-        });
-        rx.recv().map_err(|e| e.to_string())??;
+        let log_file = std::fs::File::create(&log).map_err(|e| format!("server log: {e}"))?;
+        let mut cmd = Command::new(postgres);
+        cmd.arg("-D")
+            .arg(&data)
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-k",
+            ])
+            .arg(&sock)
+            .args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ])
+            .args(["-c", "max_connections=200", "-c", "shared_buffers=256MB"])
+            .args(["-c", "ssl=on", "-c"])
+            .arg(format!("ssl_cert_file={}", cert.display()))
+            .arg("-c")
+            .arg(format!("ssl_key_file={}", key.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file);
+        spawn_for_process_lifetime(cmd, ids)?;
         let server = PgServer {
             port,
             data_dir,
@@ -299,6 +305,22 @@ impl PgServer {
         url
     }
 
+    /// The text of `pg_dump --schema-only` of `url`'s database.
+    pub fn schema_dump(&self, url: &str) -> String {
+        let out = Command::new(self.bin_dir.join("pg_dump"))
+            .args(["--schema-only", "-h", "127.0.0.1", "-U", "postgres", "-p"])
+            .arg(self.port.to_string())
+            .arg(db_name(url))
+            .output()
+            .expect("run pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("pg_dump output is UTF-8")
+    }
+
     /// Runs SQL through `psql` (for fixtures), panicking with psql's message on failure.
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = Command::new(self.bin_dir.join("psql"))
@@ -361,24 +383,12 @@ impl Moto {
             return Err(format!("{} is missing: run `make deps`", bin.display()));
         }
         let port = free_port();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut cmd = Command::new(bin);
-            cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            as_server_user(&mut cmd, None, true);
-            let child = cmd.spawn();
-            let ok = child.is_ok();
-            tx.send(child.map(|_| ()).map_err(|e| e.to_string())).ok();
-            if ok {
-                loop {
-                    std::thread::park();
-                }
-            }
-        });
-        rx.recv().map_err(|e| e.to_string())??;
+        let mut cmd = Command::new(bin);
+        cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        spawn_for_process_lifetime(cmd, None)?;
         let start = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if start.elapsed() > Duration::from_secs(30) {

@@ -21,20 +21,6 @@ pub(super) async fn connect(url: &str) -> Result<tokio_postgres::Client> {
     crate::db::connect_source(url).await
 }
 
-/// The URL with its password masked, fit for messages and logs.
-pub(super) fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let Some((userinfo, host)) = rest.split_once('@') else {
-        return url.to_string();
-    };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_string(),
-    }
-}
-
 /// Reads every user table of the connected database (order-free lists not yet sorted).
 pub(super) async fn read(
     client: &tokio_postgres::Client,

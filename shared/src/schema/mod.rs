@@ -97,7 +97,7 @@ impl SourceSchema {
     pub async fn load(arg: &str) -> Result<SourceSchema> {
         if arg.starts_with("postgres://") || arg.starts_with("postgresql://") {
             let client = catalog::connect(arg).await?;
-            SourceSchema::from_postgres(&client, &catalog::redact(arg)).await
+            SourceSchema::from_postgres(&client, &crate::db::redact_url(arg)).await
         } else {
             let sql = tokio::fs::read_to_string(arg)
                 .await

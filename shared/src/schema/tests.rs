@@ -559,11 +559,11 @@ async fn load_reads_a_file_and_reports_a_missing_one() {
 #[test]
 fn database_urls_are_shown_without_password() {
     assert_eq!(
-        catalog::redact("postgres://app:s3cret@db.example.com:5432/shop"),
+        crate::db::redact_url("postgres://app:s3cret@db.example.com:5432/shop"),
         "postgres://app:***@db.example.com:5432/shop"
     );
     assert_eq!(
-        catalog::redact("postgresql://app@host/db"),
+        crate::db::redact_url("postgresql://app@host/db"),
         "postgresql://app@host/db"
     );
 }
