@@ -21,6 +21,8 @@
 //!   target type.
 //! - [`verify`]: row-level verification of the target against the export (counts, null counts,
 //!   order-independent row fingerprints, the differing rows named by key).
+//! - [`pipeline`]: the serverless pipeline's steps (snapshot, export poll, fan-out, load-chunk,
+//!   verify), their JSON payloads and error types; the Lambdas in `functions/` are thin shells over it.
 //! - [`error`]: the one error type, with file/row group/row/column locations.
 pub mod chunk;
 pub mod convert;
@@ -33,6 +35,7 @@ pub mod load;
 pub mod local_export;
 pub mod mapping;
 pub mod migrate;
+pub mod pipeline;
 pub mod plan;
 pub mod schema;
 pub mod store;

@@ -46,21 +46,25 @@ pub async fn s3_client() -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(builder.build())
 }
 
+/// `s3://bucket/some/prefix` -> (`bucket`, `some/prefix`), the prefix without outer `/`.
+pub fn split_s3_uri(uri: &str) -> Result<(&str, &str)> {
+    let rest = uri.strip_prefix("s3://").ok_or_else(|| {
+        Error::Usage(format!("{uri:?} is not an s3:// URL (s3://bucket/prefix)"))
+    })?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    if bucket.is_empty() {
+        return Err(Error::Usage(format!(
+            "{uri:?} names no bucket: expected s3://bucket/prefix/export-id"
+        )));
+    }
+    Ok((bucket, prefix.trim_matches('/')))
+}
+
 impl Store {
     /// Opens `s3://bucket/prefix` or a local directory path.
     pub async fn open(location: &str) -> Result<Store> {
-        if let Some(rest) = location.strip_prefix("s3://") {
-            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-            if bucket.is_empty() {
-                return Err(Error::Usage(format!(
-                    "{location:?} names no bucket: expected s3://bucket/prefix/export-id"
-                )));
-            }
-            Ok(Store::S3 {
-                client: s3_client().await,
-                bucket: bucket.to_string(),
-                prefix: prefix.trim_matches('/').to_string(),
-            })
+        if location.starts_with("s3://") {
+            Store::s3(&s3_client().await, location)
         } else {
             let path = PathBuf::from(location);
             if !path.is_dir() {
@@ -70,6 +74,16 @@ impl Store {
             }
             Ok(Store::Local(path))
         }
+    }
+
+    /// `s3://bucket/prefix` on an existing client (the Lambdas build theirs once, at cold start).
+    pub fn s3(client: &aws_sdk_s3::Client, uri: &str) -> Result<Store> {
+        let (bucket, prefix) = split_s3_uri(uri)?;
+        Ok(Store::S3 {
+            client: client.clone(),
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        })
     }
 
     /// A human-readable name of an object, for messages.
@@ -134,6 +148,38 @@ impl Store {
         };
         out.sort_by(|a, b| a.key.cmp(&b.key));
         Ok(out)
+    }
+
+    /// A whole small object, or `None` when there is no object of that key.
+    pub async fn get_if_exists(&self, key: &str) -> Result<Option<Bytes>> {
+        match self {
+            Store::Local(root) => match tokio::fs::read(root.join(key)).await {
+                Ok(data) => Ok(Some(Bytes::from(data))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(Error::io(root.join(key), e)),
+            },
+            Store::S3 { client, bucket, .. } => {
+                let full = self.full_key(key);
+                match client.get_object().bucket(bucket).key(&full).send().await {
+                    Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+                    Err(e) => Err(Error::S3 {
+                        operation: "GetObject",
+                        bucket: bucket.clone(),
+                        key: full,
+                        reason: aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+                    }),
+                    Ok(resp) => {
+                        let body = resp.body.collect().await.map_err(|e| Error::S3 {
+                            operation: "GetObject",
+                            bucket: bucket.clone(),
+                            key: full.clone(),
+                            reason: e.to_string(),
+                        })?;
+                        Ok(Some(body.into_bytes()))
+                    }
+                }
+            }
+        }
     }
 
     /// A whole object (used for the small metadata files only).

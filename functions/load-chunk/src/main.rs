@@ -1,0 +1,32 @@
+//! `load-chunk` (state `LoadChunk`, inside the Distributed Map `LoadChunks`): load one chunk
+//! into the target exactly once, inside DSQL's limits.
+//!
+//! Running twice: the target's ledger records every committed batch, so a Retry or a redrive
+//! writes only what is missing ([`snap2dsql::pipeline::steps::load_chunk`]).
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use snap2dsql::pipeline::contract::{ChunkItem, ChunkResult};
+use snap2dsql::pipeline::{Config, steps};
+use snap2dsql::target::Target;
+use snap2dsql_lambda::Failure;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    snap2dsql_lambda::init_logging();
+    let config = Config::from_env()?;
+    let s3 = snap2dsql_lambda::s3_client().await;
+    let target = Target::parse(config.target_url()?).await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<ChunkItem>| {
+        handle(&s3, &target, &config, event)
+    }))
+    .await
+}
+
+async fn handle(
+    s3: &aws_sdk_s3::Client,
+    target: &Target,
+    config: &Config,
+    event: LambdaEvent<ChunkItem>,
+) -> Result<ChunkResult, Failure> {
+    Ok(steps::load_chunk(s3, target, &config.load, &event.payload).await?)
+}

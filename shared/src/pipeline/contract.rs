@@ -1,0 +1,257 @@
+//! The payloads between the state machine's states: one serde type per JSON shape.
+//!
+//! Every task state of the main flow gets `{"execution": $$.Execution.Name, "state": $}` and
+//! writes its result under its own key of the state (`ResultPath`), so the state grows as the
+//! execution goes: `snapshot`, `export`, `fan_out`, `load`, `verify`. The Distributed Map's items
+//! are [`ChunkItem`]s, read from S3 (never passed inline: a state's payload is capped at
+//! 256 KiB). Field names are a contract with the ASL file, the README and the fixtures under
+//! `shared/tests/fixtures/pipeline/`: rename nothing without changing all of them.
+
+use crate::chunk::Chunk;
+use crate::load::ChunkOutcome;
+use serde::{Deserialize, Serialize};
+
+/// Default seconds between polls of a snapshot or an export (the `Defaults` state).
+pub const DEFAULT_WAIT_SECONDS: u64 = 60;
+/// Default bound on the whole wait for a snapshot and its export: a day. An export can sit in
+/// STARTING for hours while RDS restores the snapshot; past this the execution fails.
+pub const DEFAULT_MAX_WAIT_SECONDS: u64 = 86_400;
+
+/// The execution's state: its input after the `Defaults` state merged the defaults in, plus the
+/// results of the states run so far.
+///
+/// Exactly one entry point is given: `source_cluster` (snapshot it, export, load),
+/// `snapshot_arn` (export an existing snapshot, load), `export_task_id` or `export_source_arn`
+/// (an export task that was started elsewhere; the EventBridge rule on RDS-EVENT-0164 sends
+/// `export_source_arn`), or `export_uri` (a completed export already in S3).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_cluster: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_task_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_source_arn: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_uri: Option<String>,
+    /// Seconds between polls (the Wait states read it).
+    #[serde(default = "default_wait")]
+    pub wait_seconds: u64,
+    /// Bound on waiting for the snapshot and the export together.
+    #[serde(default = "default_max_wait")]
+    pub max_wait_seconds: u64,
+    /// Chunks loaded at once (the Distributed Map's MaxConcurrencyPath).
+    #[serde(default = "default_concurrency")]
+    pub max_concurrency: u64,
+    /// Create the target schemas and tables before loading.
+    #[serde(default = "default_true")]
+    pub create_tables: bool,
+    /// The database to migrate, when the export holds several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// Key of mapping.toml in the export bucket; the function's `MAPPING_KEY` otherwise. When
+    /// neither names an existing object the export is planned without a source schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mapping_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<ExportStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fan_out: Option<FanOutResult>,
+    /// The Distributed Map's output (its ResultWriter details); opaque to the functions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<serde_json::Value>,
+}
+
+fn default_wait() -> u64 {
+    DEFAULT_WAIT_SECONDS
+}
+fn default_max_wait() -> u64 {
+    DEFAULT_MAX_WAIT_SECONDS
+}
+fn default_concurrency() -> u64 {
+    8
+}
+fn default_true() -> bool {
+    true
+}
+
+/// What a main-flow task state receives.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepInput {
+    /// The execution's name (`$$.Execution.Name`): names the snapshot, the export task and the
+    /// run's objects, so a rerun of the same execution finds them.
+    pub execution: String,
+    pub state: RunState,
+}
+
+/// The snapshot step's result (`$.snapshot`), once per poll.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotStatus {
+    pub snapshot_id: String,
+    pub snapshot_arn: String,
+    /// RDS's snapshot status: `creating`, `available`, ...
+    pub snapshot_status: String,
+    /// The export task, once started (or adopted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export_task_id: Option<String>,
+    /// True once the export task exists: the state machine moves on to `PollExport`.
+    pub export_started: bool,
+    /// RFC 3339: past this the wait fails the execution.
+    pub deadline: String,
+    /// Polls so far, this one included.
+    pub polls: u64,
+}
+
+/// The export poll's result (`$.export`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportStatus {
+    pub export_task_id: String,
+    /// Upper case: `STARTING`, `IN_PROGRESS`, `COMPLETE` (`FAILED` and `CANCELED` are errors).
+    pub status: String,
+    pub percent: i64,
+    /// `s3://bucket/prefix/export-task-id`, where the export writes.
+    pub export_uri: String,
+    pub deadline: String,
+    pub polls: u64,
+}
+
+/// The fan-out's result (`$.fan_out`): counts and where the chunk list is, never the list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FanOutResult {
+    pub export_uri: String,
+    /// The mapping used (`s3://...`): the given one, or the plan written for this run.
+    pub mapping_uri: String,
+    /// Whether the mapping was planned here (no mapping object found), with guesses.
+    pub mapping_planned: bool,
+    /// Bucket and key of the chunk list (a JSON array of [`ChunkItem`]): the ItemReader's input.
+    pub bucket: String,
+    pub chunks_key: String,
+    pub chunks: u64,
+    pub rows: u64,
+    pub tables: u64,
+    /// Orphan references found (loaded per `on_orphan`; `fail` stops the fan-out).
+    pub orphans: u64,
+    pub tables_created: bool,
+    /// Where this run's objects live: `s3://bucket/runs/<execution>/`.
+    pub run_uri: String,
+}
+
+/// Everything one `load-chunk` invocation needs: one item of the Distributed Map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkItem {
+    pub export_uri: String,
+    pub mapping_uri: String,
+    /// JSON of the orphan values per reference column ([`OrphanSet`]), when there are any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub orphans_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    pub chunk: Chunk,
+}
+
+/// The orphan values of one reference column, as the fan-out found them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrphanSet {
+    pub table: String,
+    pub column: String,
+    pub values: Vec<i64>,
+}
+
+/// What `load-chunk` returns: the library's chunk outcome.
+pub type ChunkResult = ChunkOutcome;
+
+/// One table's line of the verify result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedTable {
+    pub source: String,
+    pub target: String,
+    pub rows_in_export: u64,
+    pub rows_in_target: u64,
+    /// `match`, or what differs.
+    pub status: String,
+}
+
+/// The verify step's result (`$.verify`, and the execution's output).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VerifyResult {
+    pub ok: bool,
+    /// The full JSON report: `s3://bucket/runs/<execution>/verify-report.json`.
+    pub report_uri: String,
+    pub rows_verified: u64,
+    pub post_load_statements: u64,
+    pub seconds: f64,
+    pub tables: Vec<VerifiedTable>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn fixture(name: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/pipeline")
+            .join(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    /// Parses a fixture as `T`, writes it back, and checks nothing was lost or invented.
+    fn round_trip<T: serde::de::DeserializeOwned + Serialize>(name: &str) -> T {
+        let text = fixture(name);
+        let value: T = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let original: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let written = serde_json::to_value(&value).unwrap();
+        assert_eq!(written, original, "{name} does not round-trip");
+        value
+    }
+
+    #[test]
+    fn fixtures_round_trip() {
+        let s: StepInput = round_trip("snapshot-input.json");
+        assert_eq!(s.state.source_cluster.as_deref(), Some("storefront-prod"));
+        let s: StepInput = round_trip("poll-export-input.json");
+        assert!(s.state.snapshot.as_ref().unwrap().export_started);
+        let s: StepInput = round_trip("fan-out-input.json");
+        assert_eq!(s.state.export.as_ref().unwrap().status, "COMPLETE");
+        let s: StepInput = round_trip("verify-input.json");
+        assert_eq!(s.state.fan_out.as_ref().unwrap().chunks, 3);
+        let item: ChunkItem = round_trip("load-chunk-input.json");
+        assert_eq!(item.chunk.rows, 25_000);
+        let r: ChunkResult = round_trip("load-chunk-output.json");
+        assert_eq!(r.rows_written + r.rows_already_committed, 25_000);
+        let v: VerifyResult = round_trip("verify-output.json");
+        assert!(v.ok);
+    }
+
+    #[test]
+    fn a_bare_input_gets_the_defaults() {
+        let s: RunState = serde_json::from_str(r#"{"source_cluster":"db1"}"#).unwrap();
+        assert_eq!(s.wait_seconds, DEFAULT_WAIT_SECONDS);
+        assert_eq!(s.max_wait_seconds, DEFAULT_MAX_WAIT_SECONDS);
+        assert!(s.create_tables);
+        assert_eq!(s.max_concurrency, 8);
+    }
+
+    #[test]
+    fn the_state_machine_defaults_equal_the_library_defaults() {
+        // The ASL's `Defaults` state fills the same values for the Wait and Map states, which
+        // read them before any function does.
+        let asl: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../statemachine/migrate.asl.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let d = &asl["States"]["Defaults"]["Parameters"];
+        assert_eq!(d["wait_seconds"], DEFAULT_WAIT_SECONDS);
+        assert_eq!(d["max_wait_seconds"], DEFAULT_MAX_WAIT_SECONDS);
+        assert_eq!(d["create_tables"], true);
+        // From the SAM parameter LoadConcurrency, as a number.
+        assert_eq!(d["max_concurrency.$"], "States.StringToJson('${LoadConcurrency}')");
+    }
+}

@@ -1,0 +1,27 @@
+//! The serverless pipeline: what each Lambda does, as library calls the function crates wire up.
+//!
+//! The state machine (`statemachine/migrate.asl.json`) chains five functions; each one is a thin
+//! handler over one call here:
+//!
+//! | function | call | ASL state |
+//! |---|---|---|
+//! | `snapshot` | [`rds::snapshot_step`] | `Snapshot` |
+//! | `poll-export` | [`rds::poll_export`] | `PollExport` |
+//! | `fan-out` | [`steps::fan_out`] | `FanOut` |
+//! | `load-chunk` | [`steps::load_chunk`] | `LoadChunk` (inside the Distributed Map `LoadChunks`) |
+//! | `verify` | [`steps::verify`] | `Verify` |
+//!
+//! - [`contract`]: the JSON payloads between states (serde types; fixtures under
+//!   `shared/tests/fixtures/pipeline/`).
+//! - [`failure`]: the fixed set of error types the state machine's Retry and Catch name.
+//! - [`config`]: each function's settings from its environment, read once at cold start.
+//! - [`rds`]: the snapshot and export-task calls (RDS API).
+//! - [`steps`]: planning, loading and verification over the export in S3.
+pub mod config;
+pub mod contract;
+pub mod failure;
+pub mod rds;
+pub mod steps;
+
+pub use config::Config;
+pub use failure::StepError;

@@ -1,0 +1,303 @@
+//! The data half of the pipeline: plan the chunks of a completed export (fan-out), load one
+//! chunk (load-chunk), build the post-load indexes and verify every row (verify).
+//!
+//! A run's objects live beside the export, under `s3://<bucket>/runs/<execution>/`:
+//! `chunks.json` (the Distributed Map's items), `orphans.json` (when there are orphans),
+//! `mapping.toml` (when the mapping was planned here) and `verify-report.json`.
+
+use super::config::Config;
+use super::contract::{
+    ChunkItem, ChunkResult, FanOutResult, OrphanSet, StepInput, VerifiedTable, VerifyResult,
+};
+use super::failure::{StepError, VERIFY_MISMATCH};
+use crate::error::Error;
+use crate::export::Export;
+use crate::load::encode::Orphans;
+use crate::load::{LoadContext, LoadOptions};
+use crate::mapping::Mapping;
+use crate::migrate;
+use crate::store::{Store, split_s3_uri};
+use crate::target::Target;
+use crate::verify::{VerifyOptions, VerifyReport};
+use bytes::Bytes;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// The prefix of an execution's objects in the export bucket.
+pub fn run_prefix(execution: &str) -> String {
+    format!("runs/{execution}")
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<Bytes, StepError> {
+    serde_json::to_vec_pretty(value)
+        .map(Bytes::from)
+        .map_err(|e| StepError::fatal(format!("cannot serialise a run object: {e}")))
+}
+
+/// Reads a small object by its `s3://` URI.
+async fn get_uri(s3: &aws_sdk_s3::Client, uri: &str) -> Result<Bytes, StepError> {
+    let (bucket, key) = split_s3_uri(uri)?;
+    let store = Store::s3(s3, &format!("s3://{bucket}"))?;
+    Ok(store.get(key).await?)
+}
+
+async fn mapping_at(s3: &aws_sdk_s3::Client, uri: &str) -> Result<Mapping, StepError> {
+    let text = get_uri(s3, uri).await?;
+    let text = std::str::from_utf8(&text).map_err(|e| Error::Mapping {
+        file: uri.to_string(),
+        reason: format!("not UTF-8: {e}"),
+    })?;
+    let mapping = Mapping::from_toml(text, uri)?;
+    mapping.validate(uri)?;
+    Ok(mapping)
+}
+
+async fn open_export(
+    s3: &aws_sdk_s3::Client,
+    uri: &str,
+    database: Option<&str>,
+) -> Result<Export, StepError> {
+    Ok(Export::open_store(Store::s3(s3, uri)?, database).await?)
+}
+
+/// The fan-out: plans the chunks of the export, writes them as the Distributed Map's item list,
+/// and (when asked) creates the target tables and the ledger.
+///
+/// Orphan references are found here, before anything is loaded: `on_orphan = "fail"` stops the
+/// execution naming the row; other policies' orphan values go to `orphans.json` for the loaders.
+///
+/// Running twice: the plan is a function of the export and the mapping, so the same objects are
+/// written again with the same content; every DDL statement is `IF NOT EXISTS`.
+pub async fn fan_out(
+    s3: &aws_sdk_s3::Client,
+    target: &Target,
+    config: &Config,
+    input: &StepInput,
+) -> Result<FanOutResult, StepError> {
+    let state = &input.state;
+    let export_uri = state
+        .export
+        .as_ref()
+        .map(|e| e.export_uri.clone())
+        .or_else(|| state.export_uri.clone())
+        .ok_or_else(|| {
+            StepError::fatal("no export to plan: neither an export poll nor export_uri gave one")
+        })?;
+    let export = open_export(s3, &export_uri, state.database.as_deref()).await?;
+    let bucket = config.bucket()?.to_string();
+    let prefix = run_prefix(&input.execution);
+    let run = Store::s3(s3, &format!("s3://{bucket}/{prefix}"))?;
+    let root = Store::s3(s3, &format!("s3://{bucket}"))?;
+    let mapping_key = state.mapping_key.as_deref().unwrap_or(&config.mapping_key);
+    let (mapping, mapping_uri, planned) = match root.get_if_exists(mapping_key).await? {
+        Some(_) => {
+            let uri = format!("s3://{bucket}/{mapping_key}");
+            (mapping_at(s3, &uri).await?, uri, false)
+        }
+        None => {
+            let plan = crate::plan::plan(&export, None).await?;
+            for g in &plan.report.guesses {
+                tracing::warn!(guess = %g, "planned without a mapping object");
+            }
+            plan.mapping.validate("planned mapping")?;
+            run.put("mapping.toml", Bytes::from(plan.mapping.to_toml()?))
+                .await?;
+            (
+                plan.mapping,
+                format!("s3://{bucket}/{prefix}/mapping.toml"),
+                true,
+            )
+        }
+    };
+    migrate::prepare_target(target, &mapping, state.create_tables).await?;
+    let chunks = crate::chunk::plan_chunks(&export, &mapping).await?;
+    let (orphans, reports) = crate::load::orphans::scan(&export, &mapping).await?;
+    for r in &reports {
+        tracing::warn!(
+            table = %r.table, column = %r.column, parent = %r.parent, count = r.count,
+            on_orphan = %r.on_orphan, "orphan references"
+        );
+    }
+    let orphans_uri = if orphans.is_empty() {
+        None
+    } else {
+        let sets: Vec<OrphanSet> = orphans
+            .iter()
+            .map(|((table, column), values)| {
+                let mut values: Vec<i64> = values.iter().copied().collect();
+                values.sort_unstable();
+                OrphanSet {
+                    table: table.clone(),
+                    column: column.clone(),
+                    values,
+                }
+            })
+            .collect();
+        run.put("orphans.json", json(&sets)?).await?;
+        Some(format!("s3://{bucket}/{prefix}/orphans.json"))
+    };
+    let items: Vec<ChunkItem> = chunks
+        .iter()
+        .map(|c| ChunkItem {
+            export_uri: export_uri.clone(),
+            mapping_uri: mapping_uri.clone(),
+            orphans_uri: orphans_uri.clone(),
+            database: state.database.clone(),
+            chunk: c.clone(),
+        })
+        .collect();
+    run.put("chunks.json", json(&items)?).await?;
+    Ok(FanOutResult {
+        export_uri,
+        mapping_uri,
+        mapping_planned: planned,
+        chunks_key: format!("{prefix}/chunks.json"),
+        chunks: chunks.len() as u64,
+        rows: chunks.iter().map(|c| c.rows).sum(),
+        tables: mapping.tables.len() as u64,
+        orphans: reports.iter().map(|r| r.count).sum(),
+        tables_created: state.create_tables,
+        run_uri: format!("s3://{bucket}/{prefix}/"),
+        bucket,
+    })
+}
+
+/// Loads one chunk of the Distributed Map exactly once.
+///
+/// Running twice (a Retry, a redrive, the same execution input again): the target's ledger
+/// records every committed batch in the batch's own transaction, so a second run writes only
+/// what the first did not commit, and 0 rows after a complete first run.
+pub async fn load_chunk(
+    s3: &aws_sdk_s3::Client,
+    target: &Target,
+    options: &LoadOptions,
+    item: &ChunkItem,
+) -> Result<ChunkResult, StepError> {
+    let export = open_export(s3, &item.export_uri, item.database.as_deref()).await?;
+    let mapping = mapping_at(s3, &item.mapping_uri).await?;
+    let mut orphans = Orphans::new();
+    if let Some(uri) = &item.orphans_uri {
+        let sets: Vec<OrphanSet> = serde_json::from_slice(&get_uri(s3, uri).await?)
+            .map_err(|e| StepError::fatal(format!("{uri}: not an orphan list: {e}")))?;
+        for s in sets {
+            let values: HashSet<i64> = s.values.into_iter().collect();
+            orphans.insert((s.table, s.column), Arc::new(values));
+        }
+    }
+    let ctx = LoadContext {
+        export: Arc::new(export),
+        mapping: Arc::new(mapping),
+        target: target.clone(),
+        orphans,
+        options: options.clone(),
+    };
+    let outcome = crate::load::load_chunk(&ctx, &item.chunk, &|_| {}).await?;
+    tracing::info!(
+        chunk = %outcome.chunk, rows_written = outcome.rows_written,
+        rows_already_committed = outcome.rows_already_committed, retries = outcome.retries,
+        "chunk loaded"
+    );
+    Ok(outcome)
+}
+
+/// Post-load indexes, then row-level verification of every table; the JSON report goes to
+/// `runs/<execution>/verify-report.json`. Any difference fails with [`VERIFY_MISMATCH`], whose
+/// message names the differing tables and their first rows.
+///
+/// Running twice: indexes are `IF NOT EXISTS`; the report is written again.
+pub async fn verify(
+    s3: &aws_sdk_s3::Client,
+    target: &Target,
+    input: &StepInput,
+) -> Result<VerifyResult, StepError> {
+    let fan = input.state.fan_out.as_ref().ok_or_else(|| {
+        StepError::fatal("nothing to verify: the state has no fan_out result")
+    })?;
+    let export = open_export(s3, &fan.export_uri, input.state.database.as_deref()).await?;
+    let mapping = mapping_at(s3, &fan.mapping_uri).await?;
+    let post_load = migrate::post_load(target, &mapping).await?;
+    let report = crate::verify::verify(
+        Arc::new(export),
+        Arc::new(mapping),
+        target,
+        &VerifyOptions::default(),
+        &|_, _| {},
+    )
+    .await?;
+    let (bucket, _) = split_s3_uri(&fan.run_uri)?;
+    let prefix = run_prefix(&input.execution);
+    let report_uri = format!("s3://{bucket}/{prefix}/verify-report.json");
+    Store::s3(s3, &format!("s3://{bucket}/{prefix}"))?
+        .put("verify-report.json", json(&report)?)
+        .await?;
+    let result = VerifyResult {
+        ok: report.ok,
+        report_uri: report_uri.clone(),
+        rows_verified: report.rows_in_export,
+        post_load_statements: post_load as u64,
+        seconds: report.seconds,
+        tables: report
+            .tables
+            .iter()
+            .map(|t| VerifiedTable {
+                source: t.source.clone(),
+                target: t.target.clone(),
+                rows_in_export: t.rows_in_export,
+                rows_in_target: t.rows_in_target,
+                status: t.status.to_string(),
+            })
+            .collect(),
+    };
+    if report.ok {
+        Ok(result)
+    } else {
+        Err(StepError::new(
+            VERIFY_MISMATCH,
+            mismatch_summary(&report, &report_uri),
+        ))
+    }
+}
+
+/// The failure cause of a mismatch: each differing table with its counts and first rows. Kept
+/// well under the 32 KiB a state machine cause may hold.
+pub fn mismatch_summary(report: &VerifyReport, report_uri: &str) -> String {
+    const LISTED: usize = 5;
+    let mut out = Vec::new();
+    for t in report.tables.iter().filter(|t| t.status != crate::verify::Status::Match) {
+        let mut line = format!(
+            "{} -> {}: {} rows in the export, {} in the target; {} missing, {} extra, {} differing",
+            t.source, t.target, t.rows_in_export, t.rows_in_target, t.missing, t.extra, t.differing
+        );
+        for d in t.differences.iter().take(LISTED) {
+            let kind = format!("{:?}", d.kind).to_lowercase();
+            line.push_str(&format!("; {kind} key {}", d.key));
+            if let Some(old) = &d.old_key {
+                line.push_str(&format!(" (old key {old})"));
+            }
+            for c in &d.columns {
+                line.push_str(&format!(
+                    " {}: export {} target {}",
+                    c.column,
+                    c.export.as_deref().unwrap_or("NULL"),
+                    c.target.as_deref().unwrap_or("NULL")
+                ));
+            }
+        }
+        out.push(line);
+    }
+    let mut text = format!(
+        "verification found differences in {} of {} tables: {} (report: {report_uri})",
+        out.len(),
+        report.tables.len(),
+        out.join(" | ")
+    );
+    if text.len() > 8_000 {
+        let mut cut = 8_000;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+        text.push_str(&format!("... (report: {report_uri})"));
+    }
+    text
+}
