@@ -32,3 +32,8 @@ bench: build
 
 clean:
 	rm -rf .work
+
+# Offline checks of the AWS deployment (SAM template, IAM action names, ASL, checkov).
+.PHONY: check-infra
+check-infra: deps
+	bash scripts/infra-check.sh

@@ -4,6 +4,7 @@ mod convert_pg;
 mod harness;
 mod load;
 mod local_export;
+mod pipeline;
 mod plan;
 mod s3;
 mod schema;

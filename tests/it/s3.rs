@@ -5,39 +5,8 @@ use snap2dsql::load::{LoadContext, LoadOptions};
 use snap2dsql::local_export::{LocalExportOptions, local_export};
 use snap2dsql::store::Store;
 use snap2dsql::target::Target;
-use snap2dsql_tests::{connect, moto, pg};
-use std::path::Path;
+use snap2dsql_tests::{connect, moto, pg, upload_dir};
 use std::sync::Arc;
-
-/// Uploads every file under `dir` to `bucket` under `prefix/`.
-async fn upload(client: &aws_sdk_s3::Client, dir: &Path, bucket: &str, prefix: &str) -> usize {
-    let mut n = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-                continue;
-            }
-            let rel = p
-                .strip_prefix(dir)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
-            client
-                .put_object()
-                .bucket(bucket)
-                .key(format!("{prefix}/{rel}"))
-                .body(std::fs::read(&p).unwrap().into())
-                .send()
-                .await
-                .unwrap();
-            n += 1;
-        }
-    }
-    n
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn export_in_s3_is_planned_and_loaded_like_a_local_one() {
@@ -54,7 +23,7 @@ async fn export_in_s3_is_planned_and_loaded_like_a_local_one() {
     let s3 = moto().s3();
     let bucket = format!("snap2dsql-test-{}", std::process::id());
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let uploaded = upload(&s3, dir.path(), &bucket, "exports/s3-export-1").await;
+    let uploaded = upload_dir(&s3, dir.path(), &bucket, "exports/s3-export-1").await;
     assert!(uploaded >= 6, "uploaded {uploaded} objects");
 
     let remote = Export::open_store(

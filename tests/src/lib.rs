@@ -6,6 +6,8 @@
 //! dedicated thread with a parent-death signal, so it stops when the test binary exits, even
 //! when the binary is killed.
 
+pub mod stack;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -417,4 +419,39 @@ impl Moto {
             .build();
         aws_sdk_s3::Client::from_conf(config)
     }
+}
+
+/// Uploads every file under `dir` to `bucket` under `prefix/`; returns how many.
+pub async fn upload_dir(
+    client: &aws_sdk_s3::Client,
+    dir: &Path,
+    bucket: &str,
+    prefix: &str,
+) -> usize {
+    let mut n = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let rel = p
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            client
+                .put_object()
+                .bucket(bucket)
+                .key(format!("{prefix}/{rel}"))
+                .body(std::fs::read(&p).unwrap().into())
+                .send()
+                .await
+                .unwrap();
+            n += 1;
+        }
+    }
+    n
 }

@@ -1,0 +1,428 @@
+//! The serverless pipeline end to end on emulated AWS: moto's Step Functions engine runs
+//! `statemachine/migrate.asl.json`, its Lambda calls reach the five function binaries under
+//! `cargo lambda watch`, and they load a PostgreSQL target that enforces DSQL's limits.
+
+use snap2dsql::local_export::{LocalExportOptions, local_export};
+use snap2dsql::mapping::Mapping;
+use snap2dsql::pipeline::contract::VerifyResult;
+use snap2dsql::pipeline::failure;
+use snap2dsql::pipeline::rds::rds_id;
+use snap2dsql::schema::SourceSchema;
+use snap2dsql::target::Target;
+use snap2dsql_tests::stack::{PipelineStack, REGION};
+use snap2dsql_tests::{connect, pg, upload_dir};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// One emulated stack at a time: each runs moto, a proxy and five function processes.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+const BUCKET: &str = "snap2dsql-exports";
+const CLUSTER: &str = "storefront-prod";
+
+/// A storefront source, its export as Aurora would write it, a guarded target, and the stack.
+struct Rehearsal {
+    stack: PipelineStack,
+    target_url: String,
+    export_dir: tempfile::TempDir,
+    mapping: Mapping,
+    s3: aws_sdk_s3::Client,
+    rds: aws_sdk_rds::Client,
+    sfn: aws_sdk_sfn::Client,
+    state_machine: String,
+}
+
+/// How an execution ended.
+#[derive(Debug)]
+struct Ended {
+    status: String,
+    output: Option<String>,
+    error: Option<String>,
+    cause: Option<String>,
+}
+
+impl Rehearsal {
+    /// `occ`: the fraction of target commits that fail with 40001 (OC000); `env`: extra
+    /// function settings.
+    async fn new(prefix: &str, occ: f64, env: &[(&str, &str)]) -> Rehearsal {
+        let source = pg().storefront_db(&format!("{prefix}_src"), 1_000, 10_000);
+        let target_url = pg().create_db(&format!("{prefix}_dst"));
+        // Part files of 500 rows: 22 chunks, so the Distributed Map has real fan-out.
+        let export_dir = tempfile::tempdir().unwrap();
+        let mut opts = LocalExportOptions::new("placeholder");
+        opts.rows_per_file = 500;
+        opts.rows_per_row_group = 250;
+        let client = connect(&source).await;
+        local_export(&client, export_dir.path(), &opts, &|_, _| {})
+            .await
+            .unwrap();
+        // The reviewed mapping, planned with the live source schema, as a team would upload it.
+        let export = snap2dsql::export::Export::open(export_dir.path().to_str().unwrap(), None)
+            .await
+            .unwrap();
+        let schema = SourceSchema::from_postgres(&client, "source").await.unwrap();
+        let mapping = snap2dsql::plan::plan(&export, Some(&schema))
+            .await
+            .unwrap()
+            .mapping;
+
+        // The guard needs the tables: create them first (the fan-out's create is then a no-op).
+        let target = Target::parse(&target_url).await.unwrap();
+        snap2dsql::migrate::prepare_target(&target, &mapping, true)
+            .await
+            .unwrap();
+        snap2dsql::migrate::install_guard(&target, &mapping, occ)
+            .await
+            .unwrap();
+
+        let mut all_env = vec![
+            ("TARGET_URL", target_url.as_str()),
+            ("EXPORT_BUCKET", BUCKET),
+            ("EXPORT_PREFIX", "exports"),
+            ("EXPORT_ROLE_ARN", "arn:aws:iam::123456789012:role/snap2dsql-export"),
+            ("EXPORT_KMS_KEY_ARN", "arn:aws:kms:us-east-1:123456789012:key/test"),
+            ("LOAD_CONNECTIONS", "2"),
+        ];
+        all_env.extend_from_slice(env);
+        let stack = tokio::task::block_in_place(|| PipelineStack::start(&all_env))
+            .unwrap_or_else(|e| panic!("start the emulated stack: {e}"));
+        let (s3, rds, sfn) = (stack.s3(), stack.rds(), stack.sfn());
+        s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+        s3.put_object()
+            .bucket(BUCKET)
+            .key("mapping.toml")
+            .body(mapping.to_toml().unwrap().into_bytes().into())
+            .send()
+            .await
+            .unwrap();
+        rds.create_db_cluster()
+            .db_cluster_identifier(CLUSTER)
+            .engine("aurora-postgresql")
+            .master_username("postgres")
+            .master_user_password("not-a-real-password")
+            .send()
+            .await
+            .unwrap();
+        let created = sfn
+            .create_state_machine()
+            .name("snap2dsql-migrate")
+            .definition(stack.definition(BUCKET, 4))
+            .role_arn("arn:aws:iam::123456789012:role/snap2dsql-states")
+            .send()
+            .await
+            .unwrap();
+        Rehearsal {
+            stack,
+            target_url,
+            export_dir,
+            mapping,
+            s3,
+            rds,
+            sfn,
+            state_machine: created.state_machine_arn().to_string(),
+        }
+    }
+
+    /// Puts the export where export task `task_id` would have written it (moto's export
+    /// writes no files), with `task_id` in its metadata.
+    async fn place_export(&self, task_id: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        copy_export(self.export_dir.path(), dir.path(), task_id);
+        let n = upload_dir(&self.s3, dir.path(), BUCKET, &format!("exports/{task_id}")).await;
+        assert!(n > 20, "uploaded {n} objects");
+    }
+
+    async fn run(&self, name: &str, input: serde_json::Value) -> Ended {
+        let started = self
+            .sfn
+            .start_execution()
+            .state_machine_arn(&self.state_machine)
+            .name(name)
+            .input(input.to_string())
+            .send()
+            .await
+            .unwrap();
+        let arn = started.execution_arn().to_string();
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let d = self
+                .sfn
+                .describe_execution()
+                .execution_arn(&arn)
+                .send()
+                .await
+                .unwrap();
+            let status = d.status().as_str().to_string();
+            if status != "RUNNING" {
+                return Ended {
+                    status,
+                    output: d.output().map(str::to_string),
+                    error: d.error().map(str::to_string),
+                    cause: d.cause().map(str::to_string),
+                };
+            }
+            assert!(
+                Instant::now() < deadline,
+                "execution {name} still RUNNING after 300 s; functions said:\n{}",
+                self.stack.function_logs()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    fn expect_success(&self, ended: &Ended) -> VerifyResult {
+        assert_eq!(
+            ended.status,
+            "SUCCEEDED",
+            "{ended:?}\nfunctions said:\n{}",
+            self.stack.function_logs()
+        );
+        serde_json::from_str(ended.output.as_deref().unwrap()).expect("verify result")
+    }
+
+    /// md5 of every target table and the ledger, in a fixed order.
+    async fn target_digest(&self) -> Vec<(String, String)> {
+        let client = connect(&self.target_url).await;
+        let mut tables: Vec<String> = self
+            .mapping
+            .tables
+            .iter()
+            .map(|t| snap2dsql::ddl::qualified(&t.target_schema, &t.target_name))
+            .collect();
+        tables.push("snap2dsql.ledger".into());
+        let mut out = Vec::new();
+        for t in tables {
+            let row = client
+                .query_one(
+                    &format!(
+                        "SELECT count(*)::text || ' ' || md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM {t} t"
+                    ),
+                    &[],
+                )
+                .await
+                .unwrap();
+            out.push((t, row.get(0)));
+        }
+        out
+    }
+
+    async fn count(&self, table: &str) -> i64 {
+        let client = connect(&self.target_url).await;
+        client
+            .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
+
+    async fn object_json(&self, uri: &str) -> serde_json::Value {
+        let key = uri
+            .strip_prefix(&format!("s3://{BUCKET}/"))
+            .unwrap_or_else(|| panic!("{uri} is not in {BUCKET}"));
+        let obj = self
+            .s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{uri}: {e}"));
+        let bytes = obj.body.collect().await.unwrap().into_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+}
+
+/// Copies a local export, renaming its metadata files and id to `task_id`.
+fn copy_export(from: &std::path::Path, to: &std::path::Path, task_id: &str) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if p.is_dir() {
+            let dest = to.join(&name);
+            std::fs::create_dir_all(&dest).unwrap();
+            copy_dir(&p, &dest);
+        } else if name.ends_with(".json") {
+            let text = std::fs::read_to_string(&p)
+                .unwrap()
+                .replace("placeholder", task_id);
+            std::fs::write(to.join(name.replace("placeholder", task_id)), text).unwrap();
+        } else {
+            std::fs::copy(&p, to.join(name)).unwrap();
+        }
+    }
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    for entry in std::fs::read_dir(from).unwrap() {
+        let p = entry.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+            copy_dir(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn storefront_migrates_from_a_source_cluster_and_a_rerun_changes_nothing() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let r = Rehearsal::new("pl_main", 0.0, &[]).await;
+    let input = serde_json::json!({"source_cluster": CLUSTER, "wait_seconds": 0});
+    // The snapshot function names the export task after the execution.
+    for name in ["storefront-1", "storefront-1-again"] {
+        r.place_export(&rds_id(name)).await;
+    }
+
+    let ended = r.run("storefront-1", input.clone()).await;
+    let result = r.expect_success(&ended);
+    assert!(result.ok);
+    assert_eq!(result.rows_verified, 11_000);
+    let by_table = |name: &str| result.tables.iter().find(|t| t.source == name).unwrap().clone();
+    assert_eq!(by_table("sales.customers").rows_in_target, 1_000);
+    assert_eq!(by_table("sales.orders").rows_in_target, 10_000);
+    assert!(result.tables.iter().all(|t| t.status == "match"));
+    assert_eq!(r.count("sales.orders").await, 10_000);
+    // The report object is in S3 and says the same.
+    let report = r.object_json(&result.report_uri).await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert_eq!(report["rows_in_export"], 11_000);
+    // Every function ran; the chunk list went through S3 (22 part files -> 22 chunks).
+    let calls = r.stack.invocations();
+    for f in ["snapshot", "poll-export", "fan-out", "verify"] {
+        assert!(calls.iter().any(|(n, _)| n == f), "{f} never ran: {calls:?}");
+    }
+    let loads = calls.iter().filter(|(n, _)| n == "load-chunk").count();
+    assert_eq!(loads, 22, "{calls:?}");
+    assert!(calls.iter().all(|(_, e)| e.is_none()), "{calls:?}");
+    let snapshot = r
+        .rds
+        .describe_db_cluster_snapshots()
+        .db_cluster_snapshot_identifier(rds_id("storefront-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(snapshot.db_cluster_snapshots().len(), 1);
+
+    // The same input again: a second snapshot and export of the same data, loaded exactly once.
+    let before = r.target_digest().await;
+    let again = r.run("storefront-1-again", input).await;
+    assert!(r.expect_success(&again).ok);
+    assert_eq!(r.target_digest().await, before, "a rerun changed the target");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn conflicts_are_retried_by_the_state_machine_from_an_existing_snapshot() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    // One attempt per batch inside a function: every injected conflict reaches the state
+    // machine as Snap2dsql.Retryable, and its Retry (not the library's loop) recovers.
+    let r = Rehearsal::new("pl_occ", 0.3, &[("LOAD_MAX_ATTEMPTS", "1")]).await;
+    let snap = r
+        .rds
+        .create_db_cluster_snapshot()
+        .db_cluster_identifier(CLUSTER)
+        .db_cluster_snapshot_identifier("storefront-manual")
+        .send()
+        .await
+        .unwrap();
+    let arn = snap
+        .db_cluster_snapshot()
+        .unwrap()
+        .db_cluster_snapshot_arn()
+        .unwrap()
+        .to_string();
+    r.place_export(&rds_id("occ-1")).await;
+    let ended = r
+        .run(
+            "occ-1",
+            serde_json::json!({"snapshot_arn": arn, "wait_seconds": 0, "max_concurrency": 3}),
+        )
+        .await;
+    let result = r.expect_success(&ended);
+    assert!(result.ok, "{result:?}");
+    assert_eq!(r.count("sales.orders").await, 10_000);
+    let calls = r.stack.invocations();
+    let retried = calls
+        .iter()
+        .filter(|(n, e)| n == "load-chunk" && e.as_deref() == Some(failure::RETRYABLE))
+        .count();
+    let loads = calls.iter().filter(|(n, _)| n == "load-chunk").count();
+    assert!(retried > 0, "no conflict reached the state machine: {calls:?}");
+    assert_eq!(loads, 22 + retried, "{calls:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_export_event_path_loads_and_a_damaged_row_fails_verify_with_its_cause() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let r = Rehearsal::new("pl_bad", 0.0, &[]).await;
+    // An export started outside the pipeline; the EventBridge rule passes its snapshot's ARN.
+    let snap = r
+        .rds
+        .create_db_cluster_snapshot()
+        .db_cluster_identifier(CLUSTER)
+        .db_cluster_snapshot_identifier("storefront-nightly")
+        .send()
+        .await
+        .unwrap();
+    let arn = snap
+        .db_cluster_snapshot()
+        .unwrap()
+        .db_cluster_snapshot_arn()
+        .unwrap()
+        .to_string();
+    r.rds
+        .start_export_task()
+        .export_task_identifier("nightly-export")
+        .source_arn(&arn)
+        .s3_bucket_name(BUCKET)
+        .s3_prefix("exports")
+        .iam_role_arn("arn:aws:iam::123456789012:role/snap2dsql-export")
+        .kms_key_id("arn:aws:kms:us-east-1:123456789012:key/test")
+        .send()
+        .await
+        .unwrap();
+    r.place_export("nightly-export").await;
+    let ended = r
+        .run(
+            "from-event",
+            serde_json::json!({"export_source_arn": arn, "wait_seconds": 0}),
+        )
+        .await;
+    assert!(r.expect_success(&ended).ok);
+
+    // Damage one order, then verify again from the export in S3 (the export_uri entry).
+    let client = connect(&r.target_url).await;
+    let changed = client
+        .execute(
+            "UPDATE sales.orders SET order_date = order_date + interval '1 day' WHERE old_id = 42",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+    let ended = r
+        .run(
+            "after-damage",
+            serde_json::json!({
+                "export_uri": format!("s3://{BUCKET}/exports/nightly-export"),
+                "wait_seconds": 0
+            }),
+        )
+        .await;
+    assert_eq!(ended.status, "FAILED", "{ended:?}");
+    assert_eq!(ended.error.as_deref(), Some(failure::VERIFY_MISMATCH));
+    let cause = ended.cause.unwrap_or_default();
+    assert!(cause.contains("sales.orders"), "{cause}");
+    assert!(cause.contains("old key 42"), "{cause}");
+    assert!(cause.contains("order_date"), "{cause}");
+    assert!(
+        cause.contains(&format!("s3://{BUCKET}/runs/after-damage/verify-report.json")),
+        "{cause}"
+    );
+    let report = r
+        .object_json(&format!("s3://{BUCKET}/runs/after-damage/verify-report.json"))
+        .await;
+    assert_eq!(report["ok"], false);
+    let _ = REGION;
+}
