@@ -48,9 +48,9 @@ pub async fn s3_client() -> aws_sdk_s3::Client {
 
 /// `s3://bucket/some/prefix` -> (`bucket`, `some/prefix`), the prefix without outer `/`.
 pub fn split_s3_uri(uri: &str) -> Result<(&str, &str)> {
-    let rest = uri.strip_prefix("s3://").ok_or_else(|| {
-        Error::Usage(format!("{uri:?} is not an s3:// URL (s3://bucket/prefix)"))
-    })?;
+    let rest = uri
+        .strip_prefix("s3://")
+        .ok_or_else(|| Error::Usage(format!("{uri:?} is not an s3:// URL (s3://bucket/prefix)")))?;
     let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
     if bucket.is_empty() {
         return Err(Error::Usage(format!(

@@ -60,7 +60,9 @@ impl Rehearsal {
         let export = snap2dsql::export::Export::open(export_dir.path().to_str().unwrap(), None)
             .await
             .unwrap();
-        let schema = SourceSchema::from_postgres(&client, "source").await.unwrap();
+        let schema = SourceSchema::from_postgres(&client, "source")
+            .await
+            .unwrap();
         let mapping = snap2dsql::plan::plan(&export, Some(&schema))
             .await
             .unwrap()
@@ -79,8 +81,14 @@ impl Rehearsal {
             ("TARGET_URL", target_url.as_str()),
             ("EXPORT_BUCKET", BUCKET),
             ("EXPORT_PREFIX", "exports"),
-            ("EXPORT_ROLE_ARN", "arn:aws:iam::123456789012:role/snap2dsql-export"),
-            ("EXPORT_KMS_KEY_ARN", "arn:aws:kms:us-east-1:123456789012:key/test"),
+            (
+                "EXPORT_ROLE_ARN",
+                "arn:aws:iam::123456789012:role/snap2dsql-export",
+            ),
+            (
+                "EXPORT_KMS_KEY_ARN",
+                "arn:aws:kms:us-east-1:123456789012:key/test",
+            ),
             ("LOAD_CONNECTIONS", "2"),
         ];
         all_env.extend_from_slice(env);
@@ -279,7 +287,14 @@ async fn storefront_migrates_from_a_source_cluster_and_a_rerun_changes_nothing()
     let result = r.expect_success(&ended);
     assert!(result.ok);
     assert_eq!(result.rows_verified, 11_000);
-    let by_table = |name: &str| result.tables.iter().find(|t| t.source == name).unwrap().clone();
+    let by_table = |name: &str| {
+        result
+            .tables
+            .iter()
+            .find(|t| t.source == name)
+            .unwrap()
+            .clone()
+    };
     assert_eq!(by_table("sales.customers").rows_in_target, 1_000);
     assert_eq!(by_table("sales.orders").rows_in_target, 10_000);
     assert!(result.tables.iter().all(|t| t.status == "match"));
@@ -291,7 +306,10 @@ async fn storefront_migrates_from_a_source_cluster_and_a_rerun_changes_nothing()
     // Every function ran; the chunk list went through S3 (22 part files -> 22 chunks).
     let calls = r.stack.invocations();
     for f in ["snapshot", "poll-export", "fan-out", "verify"] {
-        assert!(calls.iter().any(|(n, _)| n == f), "{f} never ran: {calls:?}");
+        assert!(
+            calls.iter().any(|(n, _)| n == f),
+            "{f} never ran: {calls:?}"
+        );
     }
     let loads = calls.iter().filter(|(n, _)| n == "load-chunk").count();
     assert_eq!(loads, 22, "{calls:?}");
@@ -309,7 +327,11 @@ async fn storefront_migrates_from_a_source_cluster_and_a_rerun_changes_nothing()
     let before = r.target_digest().await;
     let again = r.run("storefront-1-again", input).await;
     assert!(r.expect_success(&again).ok);
-    assert_eq!(r.target_digest().await, before, "a rerun changed the target");
+    assert_eq!(
+        r.target_digest().await,
+        before,
+        "a rerun changed the target"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -348,7 +370,10 @@ async fn conflicts_are_retried_by_the_state_machine_from_an_existing_snapshot() 
         .filter(|(n, e)| n == "load-chunk" && e.as_deref() == Some(failure::RETRYABLE))
         .count();
     let loads = calls.iter().filter(|(n, _)| n == "load-chunk").count();
-    assert!(retried > 0, "no conflict reached the state machine: {calls:?}");
+    assert!(
+        retried > 0,
+        "no conflict reached the state machine: {calls:?}"
+    );
     assert_eq!(loads, 22 + retried, "{calls:?}");
 }
 
@@ -417,11 +442,15 @@ async fn the_export_event_path_loads_and_a_damaged_row_fails_verify_with_its_cau
     assert!(cause.contains("old key 42"), "{cause}");
     assert!(cause.contains("order_date"), "{cause}");
     assert!(
-        cause.contains(&format!("s3://{BUCKET}/runs/after-damage/verify-report.json")),
+        cause.contains(&format!(
+            "s3://{BUCKET}/runs/after-damage/verify-report.json"
+        )),
         "{cause}"
     );
     let report = r
-        .object_json(&format!("s3://{BUCKET}/runs/after-damage/verify-report.json"))
+        .object_json(&format!(
+            "s3://{BUCKET}/runs/after-damage/verify-report.json"
+        ))
         .await;
     assert_eq!(report["ok"], false);
     let _ = REGION;

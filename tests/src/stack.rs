@@ -2,7 +2,8 @@
 //! - moto with its Step Functions engine on, and `MOTO_PORT` pointing at the proxy;
 //! - `tests/lambda_proxy.py`, which sends Lambda Invoke to `cargo lambda watch` (function ARN ->
 //!   bare name, HTTP 500 -> 200 + `X-Amz-Function-Error`) and everything else to moto;
-//! - `cargo lambda watch` serving the five function binaries with the test's environment.
+//! - `cargo lambda watch --only-lambda-apis` serving Lambda's invoke and runtime APIs, and the
+//!   five prebuilt function binaries started against it with the test's environment.
 //!
 //! Every process is in its own process group, killed when the stack is dropped (and, for the
 //! direct children, when the test thread goes away).
@@ -35,7 +36,7 @@ pub struct PipelineStack {
     pub watch_port: u16,
     /// One JSON line per Lambda invocation (function, status, errorType), by the proxy.
     pub invocations_log: PathBuf,
-    /// What the functions logged (watch's stdout and stderr).
+    /// What the functions logged (their stdout and stderr, all instances).
     pub functions_log: PathBuf,
     children: Vec<Child>,
     _dir: tempfile::TempDir,
@@ -64,11 +65,44 @@ fn wait_for_port(port: u16, what: &str, timeout: Duration) -> Result<(), String>
     Ok(())
 }
 
-/// Builds the five function binaries (debug), so `cargo lambda watch` starts them at once.
+/// Instances of `load-chunk`: the Distributed Map's children run this many at once.
+pub const LOAD_CHUNK_INSTANCES: usize = 4;
+
+/// Where the debug function binaries are: beside this test binary's `deps/` folder.
+fn function_bin_dir() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .ok_or("no target directory above the test binary")?
+        .to_path_buf();
+    for (name, _) in FUNCTIONS {
+        if !dir.join(name).exists() {
+            return Err(format!(
+                "{} is missing: run `cargo build --workspace --bins`",
+                dir.join(name).display()
+            ));
+        }
+    }
+    Ok(dir)
+}
+
+/// Builds the five function binaries (debug) if anything changed; a no-op otherwise.
 pub fn build_functions() -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(repo_root()).arg("build").arg("-q");
+    // Build as a developer's shell would: no variables of this test process's own package.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("CARGO_PKG_")
+            || k.starts_with("CARGO_CRATE")
+            || k == "CARGO_MANIFEST_DIR"
+            || k == "CARGO_PRIMARY_PACKAGE"
+            || k == "OUT_DIR"
+        {
+            cmd.env_remove(k);
+        }
+    }
     for (f, _) in FUNCTIONS {
         cmd.args(["-p", f]);
     }
@@ -143,40 +177,81 @@ impl PipelineStack {
             .children
             .push(proxy.spawn().map_err(|e| format!("start the proxy: {e}"))?);
 
+        // The Lambda runtime API only: the functions are the prebuilt binaries, started here
+        // the way Lambda starts them (a function's instances each pull the next invocation).
         let mut watch = Command::new(&watch_bin);
         watch
             .current_dir(&root)
-            .args(["lambda", "watch", "-A", "127.0.0.1", "-P"])
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "-A",
+                "127.0.0.1",
+                "-P",
+            ])
             .arg(watch_port.to_string())
-            .args(["--ignore-changes", "--concurrency", "4", "-q"])
-            .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{moto_port}"))
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", REGION)
-            .env("AWS_DEFAULT_REGION", REGION)
-            .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
-            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(log("functions.log")?)
-            .stderr(log("functions.err")?);
-        for (k, v) in env {
-            watch.env(k, v);
-        }
+            .stdout(log("watch.log")?)
+            .stderr(log("watch.err")?);
         own_group(&mut watch);
-        stack
-            .children
-            .push(watch.spawn().map_err(|e| format!("start cargo lambda watch: {e}"))?);
+        stack.children.push(
+            watch
+                .spawn()
+                .map_err(|e| format!("start cargo lambda watch: {e}"))?,
+        );
+        wait_for_port(watch_port, "cargo lambda watch", Duration::from_secs(60))?;
 
+        let bin_dir = function_bin_dir()?;
+        let functions_log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&stack.functions_log)
+            .map_err(|e| e.to_string())?;
+        for (name, _) in FUNCTIONS {
+            let instances = if name == "load-chunk" {
+                LOAD_CHUNK_INSTANCES
+            } else {
+                1
+            };
+            for _ in 0..instances {
+                let mut f = Command::new(bin_dir.join(name));
+                f.env(
+                    "AWS_LAMBDA_RUNTIME_API",
+                    format!("http://127.0.0.1:{watch_port}/.rt/{name}"),
+                )
+                .env("AWS_LAMBDA_FUNCTION_NAME", name)
+                .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
+                .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{moto_port}"))
+                .env("AWS_ACCESS_KEY_ID", "test")
+                .env("AWS_SECRET_ACCESS_KEY", "test")
+                .env("AWS_REGION", REGION)
+                .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+                .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
+                .stdin(Stdio::null())
+                .stdout(functions_log.try_clone().map_err(|e| e.to_string())?)
+                .stderr(functions_log.try_clone().map_err(|e| e.to_string())?);
+                for (k, v) in env {
+                    f.env(k, v);
+                }
+                own_group(&mut f);
+                stack.children.push(
+                    f.spawn()
+                        .map_err(|e| format!("start function {name}: {e}"))?,
+                );
+            }
+        }
         wait_for_port(moto_port, "moto", Duration::from_secs(30))?;
         wait_for_port(proxy_port, "the Lambda proxy", Duration::from_secs(30))?;
-        wait_for_port(watch_port, "cargo lambda watch", Duration::from_secs(60))?;
         stack.enable_state_machine_engine()?;
         Ok(stack)
     }
 
     /// Switches moto's Step Functions engine on (real ASL interpretation, Lambda via HTTP).
     fn enable_state_machine_engine(&self) -> Result<(), String> {
-        let body = r#"{"stepfunctions":{"execute_state_machine":true},"lambda":{"use_docker":false}}"#;
+        let body =
+            r#"{"stepfunctions":{"execute_state_machine":true},"lambda":{"use_docker":false}}"#;
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.moto_port))
             .map_err(|e| e.to_string())?;
         use std::io::{Read, Write};
@@ -256,11 +331,7 @@ impl PipelineStack {
 
     /// Everything the functions printed, for failure messages and log searches.
     pub fn function_logs(&self) -> String {
-        let mut s = std::fs::read_to_string(&self.functions_log).unwrap_or_default();
-        s.push_str(
-            &std::fs::read_to_string(self._dir.path().join("functions.err")).unwrap_or_default(),
-        );
-        s
+        std::fs::read_to_string(&self.functions_log).unwrap_or_default()
     }
 }
 

@@ -12,7 +12,10 @@ use snap2dsql_lambda::Failure;
 async fn main() -> Result<(), lambda_runtime::Error> {
     snap2dsql_lambda::init_logging();
     let client = snap2dsql_lambda::rds_client().await;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<StepInput>| handle(&client, event))).await
+    lambda_runtime::run(service_fn(|event: LambdaEvent<StepInput>| {
+        handle(&client, event)
+    }))
+    .await
 }
 
 async fn handle(

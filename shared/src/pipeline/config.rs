@@ -132,7 +132,11 @@ mod tests {
     fn bad_numbers_are_refused_by_name() {
         let e = config(&[("LOAD_CONNECTIONS", "four")]).unwrap_err();
         assert_eq!(e.error_type, super::super::failure::FATAL);
-        assert!(e.message.contains("LOAD_CONNECTIONS=\"four\""), "{}", e.message);
+        assert!(
+            e.message.contains("LOAD_CONNECTIONS=\"four\""),
+            "{}",
+            e.message
+        );
         assert!(config(&[("LOAD_CONNECTIONS", "0")]).is_err());
         assert!(config(&[("LOAD_MAX_ATTEMPTS", "0")]).is_err());
     }

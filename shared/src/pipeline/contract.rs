@@ -252,6 +252,9 @@ mod tests {
         assert_eq!(d["max_wait_seconds"], DEFAULT_MAX_WAIT_SECONDS);
         assert_eq!(d["create_tables"], true);
         // From the SAM parameter LoadConcurrency, as a number.
-        assert_eq!(d["max_concurrency.$"], "States.StringToJson('${LoadConcurrency}')");
+        assert_eq!(
+            d["max_concurrency.$"],
+            "States.StringToJson('${LoadConcurrency}')"
+        );
     }
 }

@@ -104,8 +104,8 @@ mod tests {
 
     #[test]
     fn the_state_machine_names_exactly_these_error_types() {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../statemachine/migrate.asl.json");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../statemachine/migrate.asl.json");
         let asl = std::fs::read_to_string(&path).unwrap();
         let used: std::collections::BTreeSet<&str> = asl
             .match_indices("\"Snap2dsql.")

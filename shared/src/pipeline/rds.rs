@@ -55,19 +55,22 @@ fn aws_failure<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fm
     };
     StepError::new(
         error_type,
-        format!(
-            "{what}: {}",
-            aws_sdk_rds::error::DisplayErrorContext(e)
-        ),
+        format!("{what}: {}", aws_sdk_rds::error::DisplayErrorContext(e)),
     )
 }
 
 /// The deadline carried by earlier polls, or a new one `max_wait_seconds` from now.
-fn deadline_of(carried: Option<&str>, max_wait_seconds: u64, now: DateTime<Utc>) -> Result<DateTime<Utc>, StepError> {
+fn deadline_of(
+    carried: Option<&str>,
+    max_wait_seconds: u64,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, StepError> {
     match carried {
         Some(text) => DateTime::parse_from_rfc3339(text)
             .map(|d| d.with_timezone(&Utc))
-            .map_err(|e| StepError::fatal(format!("deadline {text:?} is not an RFC 3339 time: {e}"))),
+            .map_err(|e| {
+                StepError::fatal(format!("deadline {text:?} is not an RFC 3339 time: {e}"))
+            }),
         None => Ok(now + Duration::seconds(max_wait_seconds.min(i64::MAX as u64) as i64)),
     }
 }
@@ -100,9 +103,9 @@ pub async fn snapshot_step(
     let snapshot = match &state.snapshot_arn {
         Some(arn) => {
             let id = arn.rsplit(':').next().unwrap_or(arn);
-            describe_snapshot(rds, id).await?.ok_or_else(|| {
-                StepError::fatal(format!("cluster snapshot {arn} does not exist"))
-            })?
+            describe_snapshot(rds, id)
+                .await?
+                .ok_or_else(|| StepError::fatal(format!("cluster snapshot {arn} does not exist")))?
         }
         None => {
             let cluster = state
@@ -159,7 +162,14 @@ pub async fn snapshot_step(
         _ => return Ok(out),
     }
     let task_id = rds_id(&input.execution);
-    start_export(rds, config, &task_id, &out.snapshot_arn, state.database.as_deref()).await?;
+    start_export(
+        rds,
+        config,
+        &task_id,
+        &out.snapshot_arn,
+        state.database.as_deref(),
+    )
+    .await?;
     out.export_task_id = Some(task_id);
     out.export_started = true;
     Ok(out)
@@ -177,8 +187,7 @@ async fn describe_snapshot(
     {
         Ok(out) => Ok(out.db_cluster_snapshots().first().cloned()),
         Err(e)
-            if e
-                .as_service_error()
+            if e.as_service_error()
                 .is_some_and(|s| s.is_db_cluster_snapshot_not_found_fault()) =>
         {
             Ok(None)
@@ -203,17 +212,21 @@ async fn create_snapshot(
         .await;
     match out {
         Ok(out) => out.db_cluster_snapshot().cloned().ok_or_else(|| {
-            StepError::fatal(format!("create cluster snapshot {id}: RDS returned no snapshot"))
+            StepError::fatal(format!(
+                "create cluster snapshot {id}: RDS returned no snapshot"
+            ))
         }),
         // Another invocation of the same execution created it first: use that one.
         Err(e)
-            if e
-                .as_service_error()
+            if e.as_service_error()
                 .is_some_and(|s| s.is_db_cluster_snapshot_already_exists_fault()) =>
         {
-            describe_snapshot(rds, id)
-                .await?
-                .ok_or_else(|| StepError::new(RETRYABLE, format!("cluster snapshot {id} exists but cannot be described yet")))
+            describe_snapshot(rds, id).await?.ok_or_else(|| {
+                StepError::new(
+                    RETRYABLE,
+                    format!("cluster snapshot {id} exists but cannot be described yet"),
+                )
+            })
         }
         Err(e) => Err(aws_failure(
             &format!("create cluster snapshot {id} of cluster {cluster}"),
@@ -235,7 +248,10 @@ async fn start_export(
         .source_arn(snapshot_arn)
         .s3_bucket_name(config.bucket()?)
         .iam_role_arn(Config::require(&config.export_role_arn, "EXPORT_ROLE_ARN")?)
-        .kms_key_id(Config::require(&config.export_kms_key_arn, "EXPORT_KMS_KEY_ARN")?);
+        .kms_key_id(Config::require(
+            &config.export_kms_key_arn,
+            "EXPORT_KMS_KEY_ARN",
+        )?);
     if !config.export_prefix.is_empty() {
         req = req.s3_prefix(&config.export_prefix);
     }
@@ -245,8 +261,7 @@ async fn start_export(
     match req.send().await {
         Ok(_) => Ok(()),
         Err(e)
-            if e
-                .as_service_error()
+            if e.as_service_error()
                 .is_some_and(|s| s.is_export_task_already_exists_fault()) =>
         {
             let task = describe_task(rds, task_id).await?;
@@ -309,10 +324,10 @@ pub async fn poll_export(
     input: &StepInput,
 ) -> Result<ExportStatus, StepError> {
     let state = &input.state;
-    let task = if let Some(id) = state
-        .export_task_id
-        .as_deref()
-        .or(state.snapshot.as_ref().and_then(|s| s.export_task_id.as_deref()))
+    let task = if let Some(id) = state.export_task_id.as_deref().or(state
+        .snapshot
+        .as_ref()
+        .and_then(|s| s.export_task_id.as_deref()))
     {
         describe_task(rds, id).await?
     } else if let Some(arn) = &state.export_source_arn {
@@ -329,7 +344,10 @@ pub async fn poll_export(
         .map(|e| e.deadline.as_str())
         .or(state.snapshot.as_ref().map(|s| s.deadline.as_str()));
     let deadline = deadline_of(carried, state.max_wait_seconds, now)?;
-    let id = task.export_task_identifier().unwrap_or_default().to_string();
+    let id = task
+        .export_task_identifier()
+        .unwrap_or_default()
+        .to_string();
     let bucket = task.s3_bucket().unwrap_or_default();
     let prefix = task.s3_prefix().unwrap_or_default().trim_matches('/');
     let export_uri = if prefix.is_empty() {
@@ -345,7 +363,13 @@ pub async fn poll_export(
         deadline: rfc3339(deadline),
         polls: state.export.as_ref().map_or(0, |e| e.polls) + 1,
     };
-    judge_export(status, task.failure_cause(), now, deadline, state.max_wait_seconds)
+    judge_export(
+        status,
+        task.failure_cause(),
+        now,
+        deadline,
+        state.max_wait_seconds,
+    )
 }
 
 /// The decision on one export poll, apart from the RDS call.
@@ -387,7 +411,10 @@ mod tests {
     fn rds_ids_are_valid_stable_and_distinct() {
         let a = rds_id("Storefront_2026-11-25.run#1");
         assert_eq!(a, rds_id("Storefront_2026-11-25.run#1"));
-        assert!(a.starts_with("snap2dsql-storefront-2026-11-25-run-1-"), "{a}");
+        assert!(
+            a.starts_with("snap2dsql-storefront-2026-11-25-run-1-"),
+            "{a}"
+        );
         let long_a = rds_id(&format!("{}a", "x".repeat(79)));
         let long_b = rds_id(&format!("{}b", "x".repeat(79)));
         assert_ne!(long_a, long_b);
@@ -395,7 +422,10 @@ mod tests {
             assert!(id.len() <= 60, "{id}");
             assert!(id.starts_with(|c: char| c.is_ascii_lowercase()), "{id}");
             assert!(!id.contains("--") && !id.ends_with('-'), "{id}");
-            assert!(id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'), "{id}");
+            assert!(
+                id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+                "{id}"
+            );
         }
     }
 
@@ -422,7 +452,8 @@ mod tests {
         let e = judge_export(status("IN_PROGRESS"), None, after, deadline, 3600).unwrap_err();
         assert_eq!(e.error_type, DEADLINE_EXCEEDED);
         assert!(
-            e.message.contains("still IN_PROGRESS at 40% after the deadline 2026-11-25T10:00:00Z"),
+            e.message
+                .contains("still IN_PROGRESS at 40% after the deadline 2026-11-25T10:00:00Z"),
             "{}",
             e.message
         );
@@ -435,7 +466,10 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.error_type, EXPORT_FAILED);
-        assert!(e.message.ends_with("FAILED at 40%: The IAM role doesn't have permissions"));
+        assert!(
+            e.message
+                .ends_with("FAILED at 40%: The IAM role doesn't have permissions")
+        );
     }
 
     #[test]

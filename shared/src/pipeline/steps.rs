@@ -210,9 +210,10 @@ pub async fn verify(
     target: &Target,
     input: &StepInput,
 ) -> Result<VerifyResult, StepError> {
-    let fan = input.state.fan_out.as_ref().ok_or_else(|| {
-        StepError::fatal("nothing to verify: the state has no fan_out result")
-    })?;
+    let fan =
+        input.state.fan_out.as_ref().ok_or_else(|| {
+            StepError::fatal("nothing to verify: the state has no fan_out result")
+        })?;
     let export = open_export(s3, &fan.export_uri, input.state.database.as_deref()).await?;
     let mapping = mapping_at(s3, &fan.mapping_uri).await?;
     let post_load = migrate::post_load(target, &mapping).await?;
@@ -263,7 +264,11 @@ pub async fn verify(
 pub fn mismatch_summary(report: &VerifyReport, report_uri: &str) -> String {
     const LISTED: usize = 5;
     let mut out = Vec::new();
-    for t in report.tables.iter().filter(|t| t.status != crate::verify::Status::Match) {
+    for t in report
+        .tables
+        .iter()
+        .filter(|t| t.status != crate::verify::Status::Match)
+    {
         let mut line = format!(
             "{} -> {}: {} rows in the export, {} in the target; {} missing, {} extra, {} differing",
             t.source, t.target, t.rows_in_export, t.rows_in_target, t.missing, t.extra, t.differing
