@@ -7,7 +7,7 @@ CARGO ?= cargo
 CUSTOMERS ?= 10000
 ORDERS ?= 100000
 
-.PHONY: deps build test lint demo bench clean
+.PHONY: deps build test lint demo bench clean check-infra
 
 deps:
 	@bash scripts/deps.sh
@@ -19,7 +19,10 @@ lint: deps
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-test: deps lint
+# The suite: format and lint, the offline infra checks (SAM, cfn-lint, IAM names, ASL,
+# checkov), then every Rust test (the end-to-end pipeline runs on emulated AWS).
+test: deps lint check-infra
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
 demo: build
@@ -34,6 +37,5 @@ clean:
 	rm -rf .work
 
 # Offline checks of the AWS deployment (SAM template, IAM action names, ASL, checkov).
-.PHONY: check-infra
 check-infra: deps
 	bash scripts/infra-check.sh

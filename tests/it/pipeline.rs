@@ -9,13 +9,12 @@ use snap2dsql::pipeline::failure;
 use snap2dsql::pipeline::rds::rds_id;
 use snap2dsql::schema::SourceSchema;
 use snap2dsql::target::Target;
-use snap2dsql_tests::stack::{PipelineStack, REGION};
+use snap2dsql_tests::stack::PipelineStack;
 use snap2dsql_tests::{connect, pg, upload_dir};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// One emulated stack at a time: each runs moto, a proxy and five function processes.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const BUCKET: &str = "snap2dsql-exports";
 const CLUSTER: &str = "storefront-prod";
@@ -275,7 +274,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn storefront_migrates_from_a_source_cluster_and_a_rerun_changes_nothing() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let r = Rehearsal::new("pl_main", 0.0, &[]).await;
     let input = serde_json::json!({"source_cluster": CLUSTER, "wait_seconds": 0});
     // The snapshot function names the export task after the execution.
@@ -336,7 +335,7 @@ async fn storefront_migrates_from_a_source_cluster_and_a_rerun_changes_nothing()
 
 #[tokio::test(flavor = "multi_thread")]
 async fn conflicts_are_retried_by_the_state_machine_from_an_existing_snapshot() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     // One attempt per batch inside a function: every injected conflict reaches the state
     // machine as Snap2dsql.Retryable, and its Retry (not the library's loop) recovers.
     let r = Rehearsal::new("pl_occ", 0.3, &[("LOAD_MAX_ATTEMPTS", "1")]).await;
@@ -379,7 +378,7 @@ async fn conflicts_are_retried_by_the_state_machine_from_an_existing_snapshot() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_export_event_path_loads_and_a_damaged_row_fails_verify_with_its_cause() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _one = ONE_AT_A_TIME.lock().await;
     let r = Rehearsal::new("pl_bad", 0.0, &[]).await;
     // An export started outside the pipeline; the EventBridge rule passes its snapshot's ARN.
     let snap = r
@@ -453,5 +452,4 @@ async fn the_export_event_path_loads_and_a_damaged_row_fails_verify_with_its_cau
         ))
         .await;
     assert_eq!(report["ok"], false);
-    let _ = REGION;
 }

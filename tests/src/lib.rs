@@ -113,6 +113,32 @@ fn spawn_for_process_lifetime(mut cmd: Command, ids: Option<(u32, u32)>) -> Resu
     rx.recv().map_err(|e| e.to_string())?
 }
 
+/// Removes the data directories of earlier test processes that have exited (a cluster of
+/// ~40 MB to 1 GB each would otherwise pile up in the temp dir run after run).
+fn remove_stale_clusters() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let is_ours = path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("snap2dsql-pg-"));
+        let Ok(owner) = std::fs::read_to_string(path.join("owner.pid")) else {
+            continue;
+        };
+        let Ok(pid) = owner.trim().parse::<i32>() else {
+            continue;
+        };
+        // SAFETY: kill with signal 0 only checks that the process exists.
+        let alive = unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+        if is_ours && !alive {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
 /// A free TCP port on 127.0.0.1 (bound, read, released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -125,9 +151,14 @@ impl PgServer {
     /// initdb + start on a free port; waits until the server accepts connections.
     pub fn start() -> Result<PgServer, String> {
         let bin_dir = pg_bin_dir()?;
+        remove_stale_clusters();
         let dir = tempfile::Builder::new()
             .prefix("snap2dsql-pg-")
             .tempdir()
+            .map_err(|e| e.to_string())?;
+        // The cluster lives as long as this process, whose statics are never dropped: record
+        // the owner so the next test run removes the directory (see remove_stale_clusters).
+        std::fs::write(dir.path().join("owner.pid"), std::process::id().to_string())
             .map_err(|e| e.to_string())?;
         let ids = unprivileged_ids();
         if let Some((uid, gid)) = ids {
