@@ -453,3 +453,122 @@ async fn the_export_event_path_loads_and_a_damaged_row_fails_verify_with_its_cau
         .await;
     assert_eq!(report["ok"], false);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_snapshot_step_run_twice_finds_its_snapshot_and_adopts_its_export_task() {
+    use snap2dsql::pipeline::contract::{RunState, StepInput};
+    use snap2dsql::pipeline::{Config, rds};
+    let rds_client = snap2dsql_tests::moto().rds();
+    let cluster = format!("twice-{}", std::process::id());
+    rds_client
+        .create_db_cluster()
+        .db_cluster_identifier(&cluster)
+        .engine("aurora-postgresql")
+        .master_username("postgres")
+        .master_user_password("not-a-real-password")
+        .send()
+        .await
+        .unwrap();
+    let config = Config::from_lookup(|k| {
+        match k {
+            "EXPORT_BUCKET" => Some("twice-bucket"),
+            "EXPORT_ROLE_ARN" => Some("arn:aws:iam::123456789012:role/export"),
+            "EXPORT_KMS_KEY_ARN" => Some("arn:aws:kms:us-east-1:123456789012:key/k"),
+            _ => None,
+        }
+        .map(str::to_string)
+    })
+    .unwrap();
+    let execution = format!("twice-{}", std::process::id());
+    let mut input = StepInput {
+        execution: execution.clone(),
+        state: serde_json::from_value::<RunState>(serde_json::json!({ "source_cluster": cluster }))
+            .unwrap(),
+    };
+    let first = rds::snapshot_step(&rds_client, &config, &input)
+        .await
+        .unwrap();
+    assert!(first.export_started, "{first:?}");
+    assert_eq!(first.snapshot_id, rds_id(&execution));
+    // The state machine's next poll carries the first result; a retry or redrive may not.
+    input.state.snapshot = Some(first.clone());
+    let second = rds::snapshot_step(&rds_client, &config, &input)
+        .await
+        .unwrap();
+    input.state.snapshot = None;
+    let third = rds::snapshot_step(&rds_client, &config, &input)
+        .await
+        .unwrap();
+    for again in [&second, &third] {
+        assert_eq!(
+            (&again.snapshot_arn, &again.export_task_id),
+            (&first.snapshot_arn, &first.export_task_id)
+        );
+    }
+    assert_eq!(
+        second.deadline, first.deadline,
+        "the deadline is carried, not renewed"
+    );
+    assert_eq!(second.polls, 2);
+    let snapshots = rds_client
+        .describe_db_cluster_snapshots()
+        .db_cluster_identifier(&cluster)
+        .send()
+        .await
+        .unwrap();
+    // Manual snapshots only: the emulator, like RDS, also keeps an automated one.
+    let manual: Vec<&str> = snapshots
+        .db_cluster_snapshots()
+        .iter()
+        .filter(|s| s.snapshot_type() == Some("manual"))
+        .filter_map(|s| s.db_cluster_snapshot_identifier())
+        .collect();
+    assert_eq!(
+        manual,
+        [first.snapshot_id.as_str()],
+        "a rerun made a second snapshot"
+    );
+    let tasks = rds_client
+        .describe_export_tasks()
+        .export_task_identifier(first.export_task_id.clone().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tasks.export_tasks().len(), 1);
+
+    // The same export task id exporting another snapshot is refused, naming both.
+    let other = format!("{execution}-other");
+    rds_client
+        .create_db_cluster_snapshot()
+        .db_cluster_identifier(&cluster)
+        .db_cluster_snapshot_identifier(&other)
+        .send()
+        .await
+        .unwrap();
+    rds_client
+        .start_export_task()
+        .export_task_identifier(rds_id(&other))
+        .source_arn(&first.snapshot_arn)
+        .s3_bucket_name("twice-bucket")
+        .iam_role_arn("arn:aws:iam::123456789012:role/export")
+        .kms_key_id("arn:aws:kms:us-east-1:123456789012:key/k")
+        .send()
+        .await
+        .unwrap();
+    let clash = StepInput {
+        execution: other.clone(),
+        state: serde_json::from_value(serde_json::json!({
+            "snapshot_arn": first.snapshot_arn.replace(&first.snapshot_id, &other)
+        }))
+        .unwrap(),
+    };
+    let e = rds::snapshot_step(&rds_client, &config, &clash)
+        .await
+        .unwrap_err();
+    assert_eq!(e.error_type, failure::FATAL, "{e:?}");
+    assert!(
+        e.message.contains("already exists and exports"),
+        "{}",
+        e.message
+    );
+}

@@ -437,6 +437,19 @@ impl Moto {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// An RDS client for the emulator (test credentials).
+    pub fn rds(&self) -> aws_sdk_rds::Client {
+        let creds =
+            aws_sdk_rds::config::Credentials::new("test", "test", None, None, "snap2dsql-tests");
+        let config = aws_sdk_rds::config::Builder::new()
+            .behavior_version(aws_sdk_rds::config::BehaviorVersion::latest())
+            .region(aws_sdk_rds::config::Region::new("us-east-1"))
+            .credentials_provider(creds)
+            .endpoint_url(self.endpoint())
+            .build();
+        aws_sdk_rds::Client::from_conf(config)
+    }
+
     /// An S3 client for the emulator: test credentials, path-style addressing.
     pub fn s3(&self) -> aws_sdk_s3::Client {
         let creds =
