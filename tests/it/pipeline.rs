@@ -18,6 +18,7 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 
 const BUCKET: &str = "snap2dsql-exports";
 const CLUSTER: &str = "storefront-prod";
+const CANARY: &str = "canary-pw-7f3a9c";
 
 /// A storefront source, its export as Aurora would write it, a guarded target, and the stack.
 struct Rehearsal {
@@ -45,7 +46,13 @@ impl Rehearsal {
     /// function settings.
     async fn new(prefix: &str, occ: f64, env: &[(&str, &str)]) -> Rehearsal {
         let source = pg().storefront_db(&format!("{prefix}_src"), 1_000, 10_000);
-        let target_url = pg().create_db(&format!("{prefix}_dst"));
+        // A password the server does not need (trust auth) but every connection carries: it
+        // must never show up in a log line, an error, a state output or a report.
+        let target_url = pg().create_db(&format!("{prefix}_dst")).replacen(
+            "postgres@",
+            &format!("postgres:{CANARY}@"),
+            1,
+        );
         // Part files of 500 rows: 22 chunks, so the Distributed Map has real fan-out.
         let export_dir = tempfile::tempdir().unwrap();
         let mut opts = LocalExportOptions::new("placeholder");
@@ -322,6 +329,9 @@ async fn storefront_migrates_from_a_source_cluster_and_a_rerun_changes_nothing()
         .unwrap();
     assert_eq!(snapshot.db_cluster_snapshots().len(), 1);
 
+    assert!(!ended.output.unwrap().contains(CANARY));
+    assert!(!report.to_string().contains(CANARY));
+
     // The same input again: a second snapshot and export of the same data, loaded exactly once.
     let before = r.target_digest().await;
     let again = r.run("storefront-1-again", input).await;
@@ -437,6 +447,8 @@ async fn the_export_event_path_loads_and_a_damaged_row_fails_verify_with_its_cau
     assert_eq!(ended.status, "FAILED", "{ended:?}");
     assert_eq!(ended.error.as_deref(), Some(failure::VERIFY_MISMATCH));
     let cause = ended.cause.unwrap_or_default();
+    assert!(!cause.contains(CANARY));
+    assert!(!r.stack.function_logs().contains(CANARY));
     assert!(cause.contains("sales.orders"), "{cause}");
     assert!(cause.contains("old key 42"), "{cause}");
     assert!(cause.contains("order_date"), "{cause}");
