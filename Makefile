@@ -7,7 +7,7 @@ CARGO ?= cargo
 CUSTOMERS ?= 10000
 ORDERS ?= 100000
 
-.PHONY: deps build test lint demo bench clean check-infra
+.PHONY: deps build test lint demo bench clean check-infra reliability
 
 deps:
 	@bash scripts/deps.sh
@@ -32,6 +32,13 @@ demo: build
 # peak memory on a small and a ~1 GiB part file. Sizes and knobs: see scripts/bench.sh.
 bench: build
 	bash scripts/bench.sh
+
+# The fault suite at full size (make test runs 2 runs a case): SIGKILLs, dropped connections,
+# injected conflicts, a server restart, 20 runs each; prints the table.
+FAULT_RUNS ?= 20
+reliability: deps
+	$(CARGO) build --workspace --bins
+	SNAP2DSQL_FAULT_RUNS=$(FAULT_RUNS) $(CARGO) test -p snap2dsql-tests --test it reliability:: -- --nocapture
 
 clean:
 	rm -rf .work

@@ -20,22 +20,56 @@ pub fn dialect_of(target: &Target) -> Dialect {
     }
 }
 
-/// Creates the ledger and, when asked, the schemas and tables (one statement per transaction).
-///
-/// Running twice: every statement is `IF NOT EXISTS`.
-pub async fn prepare_target(target: &Target, mapping: &Mapping, create_tables: bool) -> Result<()> {
-    let client = target.connect().await?;
-    load::ledger::ensure(&client).await?;
-    if create_tables {
-        for st in ddl::create_statements(mapping, dialect_of(target)) {
-            if let Err(e) = client.batch_execute(&st.sql).await
-                && !e.code().is_some_and(|c| ddl::is_already_done(c.code()))
-            {
-                return Err(Error::db(format!("create {}", st.what), e));
+/// Runs `step` on a new connection, and again on another one after a retryable failure (a
+/// dropped connection, a restart, a conflict; backoff as for load batches). Only for steps that
+/// are safe to repeat: `IF NOT EXISTS` DDL, reads.
+pub async fn retrying<T, F, Fut>(target: &Target, what: &str, mut step: F) -> Result<T>
+where
+    F: FnMut(tokio_postgres::Client) -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let retry = load::LoadOptions::default();
+    let mut attempt = 0;
+    loop {
+        let result = match target.connect().await {
+            Ok(client) => step(client).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(done) => return Ok(done),
+            Err(e) if retry.retry_after(&e, &mut attempt).await => {
+                tracing::warn!(step = what, attempt, error = %e, "retrying");
             }
+            Err(e) => return Err(e),
         }
     }
-    Ok(())
+}
+
+/// Creates the ledger and, when asked, the schemas and tables (one statement per transaction).
+///
+/// Running twice: every statement is `IF NOT EXISTS`, so a retry after a dropped connection
+/// simply runs them all again.
+pub async fn prepare_target(target: &Target, mapping: &Mapping, create_tables: bool) -> Result<()> {
+    let statements = if create_tables {
+        ddl::create_statements(mapping, dialect_of(target))
+    } else {
+        Vec::new()
+    };
+    retrying(target, "prepare the target", |client| {
+        let statements = &statements;
+        async move {
+            load::ledger::ensure(&client).await?;
+            for st in statements {
+                if let Err(e) = client.batch_execute(&st.sql).await
+                    && !e.code().is_some_and(|c| ddl::is_already_done(c.code()))
+                {
+                    return Err(Error::db(format!("create {}", st.what), e));
+                }
+            }
+            Ok(())
+        }
+    })
+    .await
 }
 
 /// Installs the DSQL guard on a PostgreSQL target (refused for a DSQL target: it has no
@@ -75,11 +109,23 @@ pub async fn load_chunks(
 /// Runs the post-load DDL: secondary indexes (DSQL: `CREATE INDEX ASYNC`, then waits for each
 /// job), then foreign keys when the mapping asks.
 ///
-/// Running twice: indexes are `IF NOT EXISTS`; an existing constraint (42710) counts as done.
+/// Running twice: indexes are `IF NOT EXISTS`; an existing constraint (42710) counts as done; so
+/// after a dropped connection all statements are run again on a new one.
 pub async fn post_load(target: &Target, mapping: &Mapping) -> Result<usize> {
-    let client = target.connect().await?;
     let statements = ddl::post_load_statements(mapping, dialect_of(target));
-    for st in &statements {
+    retrying(target, "post-load DDL", |client| {
+        let statements = &statements;
+        async move { run_post_load(&client, statements).await }
+    })
+    .await?;
+    Ok(statements.len())
+}
+
+async fn run_post_load(
+    client: &tokio_postgres::Client,
+    statements: &[ddl::Statement],
+) -> Result<()> {
+    for st in statements {
         if st.async_job {
             let messages = client
                 .simple_query(&st.sql)
@@ -102,7 +148,7 @@ pub async fn post_load(target: &Target, mapping: &Mapping) -> Result<usize> {
             return Err(Error::db(format!("create {}", st.what), e));
         }
     }
-    Ok(statements.len())
+    Ok(())
 }
 
 /// Rows per target table, by `count(*)`.

@@ -31,25 +31,25 @@ use uuid::Uuid;
 const TARGET: &str = "sales_dsql";
 
 /// A fresh database holding `scripts/storefront.sql` at the given size.
-fn storefront_db(prefix: &str, customers: u32, orders: u32) -> String {
+pub(crate) fn storefront_db(prefix: &str, customers: u32, orders: u32) -> String {
     pg().storefront_db(prefix, customers, orders)
 }
 
 /// One test's export, mapping and target: the source database, exported to a temp dir,
 /// planned with its schema, every table pointed at [`TARGET`].
-struct Fixture {
-    url: String,
+pub(crate) struct Fixture {
+    pub(crate) url: String,
     _dir: tempfile::TempDir,
-    export_dir: PathBuf,
-    export: Arc<Export>,
-    mapping: Mapping,
-    mapping_path: PathBuf,
+    pub(crate) export_dir: PathBuf,
+    pub(crate) export: Arc<Export>,
+    pub(crate) mapping: Mapping,
+    pub(crate) mapping_path: PathBuf,
 }
 
 impl Fixture {
     /// Exports `url`'s database (`rows_per_file`, `rows_per_group`) and plans it with `schema`
     /// (the live catalog when `None`).
-    async fn new(
+    pub(crate) async fn new(
         url: &str,
         schema: Option<SourceSchema>,
         rows_per_file: usize,
@@ -101,12 +101,12 @@ impl Fixture {
         self.mapping.save(&self.mapping_path).unwrap();
     }
 
-    fn ns(&self) -> Uuid {
+    pub(crate) fn ns(&self) -> Uuid {
         self.mapping.migration.namespace
     }
 
     /// Ledger and target tables created, DSQL guard installed with `occ` injected conflicts.
-    async fn target(&self, occ: f64) -> Target {
+    pub(crate) async fn target(&self, occ: f64) -> Target {
         let target = Target::parse(&self.url).await.unwrap();
         migrate::prepare_target(&target, &self.mapping, true)
             .await
@@ -117,14 +117,18 @@ impl Fixture {
         target
     }
 
-    async fn chunks(&self, max_rows: u64) -> Vec<Chunk> {
+    pub(crate) async fn chunks(&self, max_rows: u64) -> Vec<Chunk> {
         plan_chunks_with(&self.export, &self.mapping, max_rows, CHUNK_MAX_BYTES)
             .await
             .unwrap()
     }
 
     /// The load context, orphans scanned first as `run` does.
-    async fn ctx(&self, target: &Target, options: LoadOptions) -> (LoadContext, Vec<OrphanReport>) {
+    pub(crate) async fn ctx(
+        &self,
+        target: &Target,
+        options: LoadOptions,
+    ) -> (LoadContext, Vec<OrphanReport>) {
         let (orphans, reports) = snap2dsql::load::orphans::scan(&self.export, &self.mapping)
             .await
             .unwrap();
@@ -138,7 +142,7 @@ impl Fixture {
         (ctx, reports)
     }
 
-    fn args(&self, command: &str) -> Vec<String> {
+    pub(crate) fn args(&self, command: &str) -> Vec<String> {
         vec![
             command.into(),
             "--export".into(),
@@ -152,7 +156,7 @@ impl Fixture {
 }
 
 /// Small batches so even small tables take several transactions.
-fn options(batch_rows: usize, connections: usize) -> LoadOptions {
+pub(crate) fn options(batch_rows: usize, connections: usize) -> LoadOptions {
     LoadOptions {
         batch_rows,
         connections,
@@ -166,7 +170,7 @@ async fn load(ctx: &LoadContext, chunks: &[Chunk], parallel: usize) -> Vec<Chunk
         .unwrap()
 }
 
-async fn scalar(db: &Client, sql: &str) -> i64 {
+pub(crate) async fn scalar(db: &Client, sql: &str) -> i64 {
     db.query_one(sql, &[])
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
@@ -174,7 +178,7 @@ async fn scalar(db: &Client, sql: &str) -> i64 {
 }
 
 /// Rows the ledger records for `table` (0 before the ledger exists).
-async fn ledger_rows(db: &Client, table: Option<&str>) -> i64 {
+pub(crate) async fn ledger_rows(db: &Client, table: Option<&str>) -> i64 {
     let exists: bool = db
         .query_one("SELECT to_regclass('snap2dsql.ledger') IS NOT NULL", &[])
         .await
@@ -194,7 +198,7 @@ async fn ledger_rows(db: &Client, table: Option<&str>) -> i64 {
 
 /// The CLI binary: `$SNAP2DSQL_BIN`, or `target/debug/snap2dsql` beside this test binary
 /// (`cargo test --workspace` builds it).
-fn cli() -> PathBuf {
+pub(crate) fn cli() -> PathBuf {
     if let Ok(bin) = std::env::var("SNAP2DSQL_BIN") {
         return bin.into();
     }
@@ -249,7 +253,7 @@ async fn assert_keys(db: &Client, ns: Uuid, source: &str, target: &str) {
 
 /// The target holds exactly the source rows: same count, no duplicate and no missing old id,
 /// the ledger's rows sum to the count, every key and reference rewritten, every value equal.
-async fn assert_exact(db: &Client, ns: Uuid) {
+pub(crate) async fn assert_exact(db: &Client, ns: Uuid) {
     for table in ["customers", "orders"] {
         let source = scalar(db, &format!("SELECT count(*) FROM sales.{table}")).await;
         let target = scalar(db, &format!("SELECT count(*) FROM {TARGET}.{table}")).await;

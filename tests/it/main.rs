@@ -6,6 +6,7 @@ mod load;
 mod local_export;
 mod pipeline;
 mod plan;
+mod reliability;
 mod s3;
 mod schema;
 mod tls;

@@ -219,25 +219,38 @@ impl PgServer {
         }
         std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .map_err(|e| e.to_string())?;
-        let port = free_port();
-        let postgres = bin_dir.join("postgres");
-        let data = data_dir.clone();
-        let sock = dir.path().to_path_buf();
-        let log = dir.path().join("server.log");
-        // The server's parent is this thread, which never ends: the parent-death signal then
-        // fires only when the whole test process goes away.
-        let log_file = std::fs::File::create(&log).map_err(|e| format!("server log: {e}"))?;
-        let mut cmd = Command::new(postgres);
+        let server = PgServer {
+            port: free_port(),
+            data_dir,
+            bin_dir,
+            _dir: dir,
+        };
+        server.spawn()?;
+        server.wait_ready(Duration::from_secs(30))?;
+        Ok(server)
+    }
+
+    /// Starts the postmaster on the cluster's data directory and port.
+    fn spawn(&self) -> Result<(), String> {
+        let dir = self._dir.path();
+        let (cert, key) = (dir.join("server.crt"), dir.join("server.key"));
+        // Appending: a restarted server keeps the earlier log.
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("server.log"))
+            .map_err(|e| format!("server log: {e}"))?;
+        let mut cmd = Command::new(self.bin_dir.join("postgres"));
         cmd.arg("-D")
-            .arg(&data)
+            .arg(&self.data_dir)
             .args([
                 "-c",
                 "listen_addresses=127.0.0.1",
                 "-p",
-                &port.to_string(),
+                &self.port.to_string(),
                 "-k",
             ])
-            .arg(&sock)
+            .arg(dir)
             .args([
                 "-c",
                 "fsync=off",
@@ -254,15 +267,37 @@ impl PgServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file);
-        spawn_for_process_lifetime(cmd, ids)?;
-        let server = PgServer {
-            port,
-            data_dir,
-            bin_dir,
-            _dir: dir,
-        };
-        server.wait_ready(Duration::from_secs(30))?;
-        Ok(server)
+        // The server's parent is a thread that never ends: the parent-death signal then fires
+        // only when the whole test process goes away.
+        spawn_for_process_lifetime(cmd, unprivileged_ids())
+    }
+
+    /// Restarts the server the way an operator or a failover would: a fast shutdown (every
+    /// session is terminated, 57P01), then a start on the same port. Only for a private server
+    /// ([`PgServer::start`]): the shared one serves tests running in parallel.
+    pub fn restart(&self) -> Result<(), String> {
+        let pid_file = self.data_dir.join("postmaster.pid");
+        let pid: i32 = std::fs::read_to_string(&pid_file)
+            .map_err(|e| format!("{}: {e}", pid_file.display()))?
+            .lines()
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or("postmaster.pid has no pid")?;
+        // SAFETY: signalling the postmaster this harness started.
+        unsafe {
+            libc::kill(pid, libc::SIGINT);
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // The postmaster removes its pid file last (its process stays a zombie: its parent
+        // thread never reaps it, so kill(pid, 0) cannot tell).
+        while pid_file.exists() {
+            if Instant::now() > deadline {
+                return Err(format!("postmaster {pid} did not stop in 30 s"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.spawn()?;
+        self.wait_ready(Duration::from_secs(30))
     }
 
     fn wait_ready(&self, timeout: Duration) -> Result<(), String> {

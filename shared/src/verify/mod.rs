@@ -587,6 +587,19 @@ impl Agg {
     }
 }
 
+/// One table's target aggregates, on a connection of its own (DSQL closes connections after an
+/// hour: one per table). The scan only reads, so a dropped connection, a restart or a conflict
+/// is retried like a load batch; the connection is kept for localising a mismatch.
+async fn target_side(target: &Target, plan: &TablePlan) -> Result<(tokio_postgres::Client, Agg)> {
+    let what = format!("verify {}", plan.target);
+    crate::migrate::retrying(target, &what, |client| async move {
+        prepare_session(&client).await?;
+        let agg = target_aggregate(&client, plan).await?;
+        Ok((client, agg))
+    })
+    .await
+}
+
 async fn target_aggregate(client: &tokio_postgres::Client, plan: &TablePlan) -> Result<Agg> {
     let sql = plan.aggregate_sql();
     let row = client
@@ -935,9 +948,6 @@ pub async fn verify(
             continue;
         }
         let table_started = Instant::now();
-        // A connection per table: DSQL closes connections after an hour.
-        let client = target.connect().await?;
-        prepare_session(&client).await?;
         let plan = Arc::new(TablePlan::new(t)?);
         let side = Arc::new(ExportSide {
             export: export.clone(),
@@ -952,10 +962,10 @@ pub async fn verify(
             .collect();
         let (exp, tgt) = tokio::join!(
             scan_export(&side, &chunks, None, options.parallel),
-            target_aggregate(&client, &plan)
+            target_side(target, &plan)
         );
         let (mut exp, _) = exp?;
-        let tgt = tgt?;
+        let (client, tgt) = tgt?;
         for (i, c) in plan.cols.iter().enumerate() {
             exp.stat_texts[i] = exp.stats[i].texts(&c.ty);
         }
