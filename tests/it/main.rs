@@ -2,6 +2,7 @@
 
 mod convert_pg;
 mod harness;
+mod hostile;
 mod load;
 mod local_export;
 mod pipeline;
