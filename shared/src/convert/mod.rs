@@ -1065,4 +1065,6 @@ fn parse_uuid(text: &str) -> R<[u8; 16]> {
 }
 
 #[cfg(test)]
+mod roundtrip;
+#[cfg(test)]
 mod tests;
