@@ -7,7 +7,7 @@ CARGO ?= cargo
 CUSTOMERS ?= 10000
 ORDERS ?= 100000
 
-.PHONY: deps build test lint demo bench clean check-infra reliability
+.PHONY: deps build test lint demo bench clean check-infra reliability fuzz
 
 deps:
 	@bash scripts/deps.sh
@@ -39,6 +39,15 @@ FAULT_RUNS ?= 20
 reliability: deps
 	$(CARGO) build --workspace --bins
 	SNAP2DSQL_FAULT_RUNS=$(FAULT_RUNS) $(CARGO) test -p snap2dsql-tests --test it reliability:: -- --nocapture
+
+# Fuzz the string-to-value parsers for FUZZ_SECONDS (not in CI; the tests replay the corpus).
+# Needs cargo-fuzz (`cargo install cargo-fuzz`); RUSTC_BOOTSTRAP lets the stable toolchain take
+# the sanitizer flags. New corpus entries land in fuzz/corpus/parse_text, crashes in
+# fuzz/artifacts/parse_text (copy them to fuzz/regressions/parse_text once fixed).
+FUZZ_SECONDS ?= 300
+fuzz:
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=$(CARGO_TARGET_DIR)/fuzz cargo fuzz run parse_text fuzz/corpus/parse_text -- -max_total_time=$(FUZZ_SECONDS) -max_len=256
 
 clean:
 	rm -rf .work

@@ -1066,5 +1066,77 @@ fn parse_uuid(text: &str) -> R<[u8; 16]> {
 
 #[cfg(test)]
 mod roundtrip;
+/// The target types [`exercise_parsers`] tries.
+fn exercised_types() -> Vec<PgType> {
+    vec![
+        PgType::SmallInt,
+        PgType::Integer,
+        PgType::BigInt,
+        PgType::Real,
+        PgType::Double,
+        PgType::Numeric {
+            precision: None,
+            scale: None,
+        },
+        PgType::Numeric {
+            precision: Some(8),
+            scale: Some(2),
+        },
+        PgType::Money,
+        PgType::Boolean,
+        PgType::Text,
+        PgType::Varchar(Some(5)),
+        PgType::Char(Some(3)),
+        PgType::Bytea,
+        PgType::Date,
+        PgType::Time,
+        PgType::TimeTz,
+        PgType::Timestamp,
+        PgType::TimestampTz,
+        PgType::Interval,
+        PgType::Uuid,
+        PgType::Json,
+        PgType::Jsonb,
+        PgType::Array(Box::new(PgType::Integer)),
+        PgType::Array(Box::new(PgType::Text)),
+        PgType::Array(Box::new(PgType::Date)),
+    ]
+}
+
+/// Every text parser on one arbitrary input, for the fuzzer (`fuzz/`) and the replay of its
+/// corpus in the tests: `text` is converted to each target type (as that type's own text and as
+/// a text column's value), and each value that converts is printed as the verifier's canonical
+/// text, converted again and printed again. Refusing the input is fine; a panic, or a canonical
+/// text that does not survive its own round trip, is a bug (this function panics on the latter).
+pub fn exercise_parsers(text: &str) {
+    for ty in exercised_types() {
+        for src in [&ty, &PgType::Text] {
+            let mut bin = Vec::new();
+            if encode_text(src, &ty, text, &mut bin).is_err() {
+                continue;
+            }
+            let mut canon = String::new();
+            if crate::verify::canon::canonical_text(&ty, &bin, &mut canon).is_err() {
+                continue;
+            }
+            // A json target keeps its input's text; jsonb and everything else print canonically.
+            if matches!(ty, PgType::Json | PgType::Array(_)) {
+                continue;
+            }
+            let mut again = Vec::new();
+            encode_text(&ty, &ty, &canon, &mut again).unwrap_or_else(|e| {
+                panic!("{ty}: {text:?} printed as {canon:?}, which does not convert back: {e:?}")
+            });
+            let mut canon2 = String::new();
+            crate::verify::canon::canonical_text(&ty, &again, &mut canon2)
+                .unwrap_or_else(|e| panic!("{ty}: {canon:?} converted, then failed to print: {e}"));
+            assert_eq!(
+                canon2, canon,
+                "{ty}: {text:?} is not stable under its round trip"
+            );
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

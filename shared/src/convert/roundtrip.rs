@@ -156,3 +156,24 @@ proptest! {
         }
     }
 }
+
+/// The fuzzer's corpus and the inputs that once broke a parser, replayed on every test run
+/// (`make fuzz` grows the corpus; it needs a fuzzing toolchain, this does not).
+#[test]
+fn fuzz_corpus_replays_without_a_panic() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    let mut n = 0;
+    for dir in ["corpus/parse_text", "regressions/parse_text"] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let data = std::fs::read(e.path()).unwrap();
+            if let Ok(text) = std::str::from_utf8(&data) {
+                super::exercise_parsers(text);
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 20, "only {n} corpus inputs under {}", root.display());
+}
