@@ -584,3 +584,45 @@ async fn the_snapshot_step_run_twice_finds_its_snapshot_and_adopts_its_export_ta
         e.message
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chunk_that_times_out_is_retried_by_the_state_machine() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let r = Rehearsal::new("pl_timeout", 0.0, &[]).await;
+    r.place_export(&rds_id("timeout-1")).await;
+    // Every orders chunk blocks on a lock for 6 s, past its 2 s task timeout: the state machine
+    // times the task out and retries it; the first attempt, still running (under cargo lambda
+    // watch nothing kills it), commits when the lock goes, and the ledger tells the retry.
+    let locker = connect(&r.target_url).await;
+    locker
+        .batch_execute("BEGIN; LOCK TABLE sales.orders IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        locker.batch_execute("COMMIT").await.unwrap();
+    });
+    let ended = r
+        .run(
+            "timeout-1",
+            serde_json::json!({
+                "source_cluster": CLUSTER, "wait_seconds": 0, "chunk_timeout_seconds": 2
+            }),
+        )
+        .await;
+    release.await.unwrap();
+    let result = r.expect_success(&ended);
+    assert!(result.ok, "{result:?}");
+    assert_eq!(r.count("sales.orders").await, 10_000);
+    let loads = r
+        .stack
+        .invocations()
+        .iter()
+        .filter(|(n, _)| n == "load-chunk")
+        .count();
+    eprintln!("load-chunk: {loads} invocations for 22 chunks");
+    assert!(
+        loads > 22,
+        "no chunk was retried after its timeout ({loads} invocations)"
+    );
+}

@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 
 /// Default seconds between polls of a snapshot or an export (the `Defaults` state).
 pub const DEFAULT_WAIT_SECONDS: u64 = 60;
+/// Default bound on one `load-chunk` task (the state's TimeoutSecondsPath): a little over Lambda's
+/// 900 s maximum, so a function's own timeout is reported first. A chunk is sized to take minutes.
+pub const DEFAULT_CHUNK_TIMEOUT_SECONDS: u64 = 910;
 /// Default bound on the whole wait for a snapshot and its export: a day. An export can sit in
 /// STARTING for hours while RDS restores the snapshot; past this the execution fails.
 pub const DEFAULT_MAX_WAIT_SECONDS: u64 = 86_400;
@@ -48,6 +51,9 @@ pub struct RunState {
     /// Create the target schemas and tables before loading.
     #[serde(default = "default_true")]
     pub create_tables: bool,
+    /// Bound on one `load-chunk` invocation; past it the state machine retries the chunk.
+    #[serde(default = "default_chunk_timeout")]
+    pub chunk_timeout_seconds: u64,
     /// The database to migrate, when the export holds several.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
@@ -77,6 +83,9 @@ fn default_concurrency() -> u64 {
 }
 fn default_true() -> bool {
     true
+}
+fn default_chunk_timeout() -> u64 {
+    DEFAULT_CHUNK_TIMEOUT_SECONDS
 }
 
 /// What a main-flow task state receives.
@@ -150,6 +159,8 @@ pub struct ChunkItem {
     pub orphans_uri: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// The task's timeout (`TimeoutSecondsPath` of `LoadChunk`).
+    pub timeout_seconds: u64,
     pub chunk: Chunk,
 }
 
@@ -234,6 +245,7 @@ mod tests {
         assert_eq!(s.max_wait_seconds, DEFAULT_MAX_WAIT_SECONDS);
         assert!(s.create_tables);
         assert_eq!(s.max_concurrency, 8);
+        assert_eq!(s.chunk_timeout_seconds, DEFAULT_CHUNK_TIMEOUT_SECONDS);
     }
 
     #[test]
@@ -251,6 +263,7 @@ mod tests {
         assert_eq!(d["wait_seconds"], DEFAULT_WAIT_SECONDS);
         assert_eq!(d["max_wait_seconds"], DEFAULT_MAX_WAIT_SECONDS);
         assert_eq!(d["create_tables"], true);
+        assert_eq!(d["chunk_timeout_seconds"], DEFAULT_CHUNK_TIMEOUT_SECONDS);
         // From the SAM parameter LoadConcurrency, as a number.
         assert_eq!(
             d["max_concurrency.$"],

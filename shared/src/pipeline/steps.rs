@@ -143,6 +143,7 @@ pub async fn fan_out(
             mapping_uri: mapping_uri.clone(),
             orphans_uri: orphans_uri.clone(),
             database: state.database.clone(),
+            timeout_seconds: state.chunk_timeout_seconds,
             chunk: c.clone(),
         })
         .collect();
