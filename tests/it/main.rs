@@ -1,6 +1,7 @@
 //! One integration-test binary; each module covers one capability against real servers.
 
 mod convert_pg;
+mod corpus;
 mod harness;
 mod hostile;
 mod load;
