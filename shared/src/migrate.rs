@@ -80,13 +80,17 @@ pub async fn install_guard(target: &Target, mapping: &Mapping, occ_fraction: f64
             "--guard-dsql-limits is for PostgreSQL stand-ins; a DSQL target enforces its limits itself".into(),
         ));
     }
-    let client = target.connect().await?;
     let tables: Vec<(String, String)> = mapping
         .tables
         .iter()
         .map(|t| (t.target_schema.clone(), t.target_name.clone()))
         .collect();
-    load::guard::install(&client, &tables, occ_fraction).await
+    // Installing again replaces the same objects: safe to retry on a new connection.
+    retrying(target, "install the DSQL guard", |client| {
+        let tables = &tables;
+        async move { load::guard::install(&client, tables, occ_fraction).await }
+    })
+    .await
 }
 
 /// Loads `chunks`, up to `parallel` at a time; `progress(table, rows)` gets committed rows.
@@ -153,21 +157,23 @@ async fn run_post_load(
 
 /// Rows per target table, by `count(*)`.
 pub async fn count_target(target: &Target, mapping: &Mapping) -> Result<BTreeMap<String, u64>> {
-    let client = target.connect().await?;
-    let mut out = BTreeMap::new();
-    for t in &mapping.tables {
-        let sql = format!(
-            "SELECT count(*) FROM {}",
-            ddl::qualified(&t.target_schema, &t.target_name)
-        );
-        let row = client
-            .query_one(sql.as_str(), &[])
-            .await
-            .map_err(|e| Error::db(format!("count {}", t.target()), e))?;
-        let n: i64 = row.get(0);
-        out.insert(t.source.clone(), n as u64);
-    }
-    Ok(out)
+    retrying(target, "count the target's rows", |client| async move {
+        let mut out = BTreeMap::new();
+        for t in &mapping.tables {
+            let sql = format!(
+                "SELECT count(*) FROM {}",
+                ddl::qualified(&t.target_schema, &t.target_name)
+            );
+            let row = client
+                .query_one(sql.as_str(), &[])
+                .await
+                .map_err(|e| Error::db(format!("count {}", t.target()), e))?;
+            let n: i64 = row.get(0);
+            out.insert(t.source.clone(), n as u64);
+        }
+        Ok(out)
+    })
+    .await
 }
 
 /// One table's line in the run summary.
