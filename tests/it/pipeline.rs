@@ -379,7 +379,9 @@ async fn conflicts_are_retried_by_the_state_machine_from_an_existing_snapshot() 
         .filter(|(n, e)| n == "load-chunk" && e.as_deref() == Some(failure::RETRYABLE))
         .count();
     let loads = calls.iter().filter(|(n, _)| n == "load-chunk").count();
-    eprintln!("load-chunk: {loads} invocations for 22 chunks, {retried} of them failed with a conflict and were retried by the state machine");
+    eprintln!(
+        "load-chunk: {loads} invocations for 22 chunks, {retried} of them failed with a conflict and were retried by the state machine"
+    );
     assert!(
         retried > 0,
         "no conflict reached the state machine: {calls:?}"
