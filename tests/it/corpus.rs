@@ -7,7 +7,7 @@
 use super::load::cli;
 use snap2dsql::local_export::{LocalExportOptions, local_export};
 use snap2dsql::mapping::Mapping;
-use snap2dsql_tests::{connect, db_name, pg};
+use snap2dsql_tests::{connect, db_name, parquet_files, pg};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -34,24 +34,6 @@ struct Case {
 
 const ITEMS: &str = "CREATE TABLE items (id serial PRIMARY KEY, name text, qty int, price numeric(10,2), note varchar(10));
 INSERT INTO items (name, qty, price, note) SELECT 'item ' || g, g % 7, g / 3.0, 'n' || g FROM generate_series(1, 3000) g;";
-
-/// Every `.parquet` file under `dir`, sorted.
-fn parquet_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 fn table_files(root: &Path, table: &str) -> Vec<PathBuf> {
     parquet_files(root)

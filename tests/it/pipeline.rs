@@ -137,6 +137,22 @@ impl Rehearsal {
         }
     }
 
+    /// A manual snapshot of the source cluster made outside the pipeline; returns its ARN.
+    async fn manual_snapshot(&self, id: &str) -> String {
+        let snap = self
+            .rds
+            .create_db_cluster_snapshot()
+            .db_cluster_identifier(CLUSTER)
+            .db_cluster_snapshot_identifier(id)
+            .send()
+            .await
+            .unwrap();
+        snap.db_cluster_snapshot()
+            .and_then(|s| s.db_cluster_snapshot_arn())
+            .unwrap()
+            .to_string()
+    }
+
     /// Puts the export where export task `task_id` would have written it (moto's export
     /// writes no files), with `task_id` in its metadata.
     async fn place_export(&self, task_id: &str) {
@@ -349,20 +365,7 @@ async fn conflicts_are_retried_by_the_state_machine_from_an_existing_snapshot() 
     // One attempt per batch inside a function: every injected conflict reaches the state
     // machine as Snap2dsql.Retryable, and its Retry (not the library's loop) recovers.
     let r = Rehearsal::new("pl_occ", 0.3, &[("LOAD_MAX_ATTEMPTS", "1")]).await;
-    let snap = r
-        .rds
-        .create_db_cluster_snapshot()
-        .db_cluster_identifier(CLUSTER)
-        .db_cluster_snapshot_identifier("storefront-manual")
-        .send()
-        .await
-        .unwrap();
-    let arn = snap
-        .db_cluster_snapshot()
-        .unwrap()
-        .db_cluster_snapshot_arn()
-        .unwrap()
-        .to_string();
+    let arn = r.manual_snapshot("storefront-manual").await;
     r.place_export(&rds_id("occ-1")).await;
     let ended = r
         .run(
@@ -394,20 +397,7 @@ async fn the_export_event_path_loads_and_a_damaged_row_fails_verify_with_its_cau
     let _one = ONE_AT_A_TIME.lock().await;
     let r = Rehearsal::new("pl_bad", 0.0, &[]).await;
     // An export started outside the pipeline; the EventBridge rule passes its snapshot's ARN.
-    let snap = r
-        .rds
-        .create_db_cluster_snapshot()
-        .db_cluster_identifier(CLUSTER)
-        .db_cluster_snapshot_identifier("storefront-nightly")
-        .send()
-        .await
-        .unwrap();
-    let arn = snap
-        .db_cluster_snapshot()
-        .unwrap()
-        .db_cluster_snapshot_arn()
-        .unwrap()
-        .to_string();
+    let arn = r.manual_snapshot("storefront-nightly").await;
     r.rds
         .start_export_task()
         .export_task_identifier("nightly-export")

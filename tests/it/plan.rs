@@ -14,7 +14,7 @@ use snap2dsql::plan::{Plan, plan};
 use snap2dsql::schema::SourceSchema;
 use snap2dsql::target::Target;
 use snap2dsql::types::PgType;
-use snap2dsql_tests::{connect, db_name, pg};
+use snap2dsql_tests::{connect, db_name, parquet_files, pg};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -73,24 +73,6 @@ fn root_file(root: &Path, prefix: &str) -> PathBuf {
         .collect();
     assert_eq!(found.len(), 1, "{prefix}* in {}: {found:?}", root.display());
     found.into_iter().next().unwrap()
-}
-
-/// Every `.parquet` file under `dir`, sorted.
-fn parquet_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "parquet") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Edits the export's `export_tables_info_*.json` in place.
