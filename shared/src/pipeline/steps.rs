@@ -42,8 +42,12 @@ async fn get_uri(s3: &aws_sdk_s3::Client, uri: &str) -> Result<Bytes, StepError>
 }
 
 async fn mapping_at(s3: &aws_sdk_s3::Client, uri: &str) -> Result<Mapping, StepError> {
-    let text = get_uri(s3, uri).await?;
-    let text = std::str::from_utf8(&text).map_err(|e| Error::Mapping {
+    parse_mapping(&get_uri(s3, uri).await?, uri)
+}
+
+/// mapping.toml's bytes (from `uri`), parsed and validated.
+fn parse_mapping(text: &[u8], uri: &str) -> Result<Mapping, StepError> {
+    let text = std::str::from_utf8(text).map_err(|e| Error::Mapping {
         file: uri.to_string(),
         reason: format!("not UTF-8: {e}"),
     })?;
@@ -90,9 +94,9 @@ pub async fn fan_out(
     let root = Store::s3(s3, &format!("s3://{bucket}"))?;
     let mapping_key = state.mapping_key.as_deref().unwrap_or(&config.mapping_key);
     let (mapping, mapping_uri, planned) = match root.get_if_exists(mapping_key).await? {
-        Some(_) => {
+        Some(text) => {
             let uri = format!("s3://{bucket}/{mapping_key}");
-            (mapping_at(s3, &uri).await?, uri, false)
+            (parse_mapping(&text, &uri)?, uri, false)
         }
         None => {
             let plan = crate::plan::plan(&export, None).await?;
