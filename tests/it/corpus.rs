@@ -125,28 +125,31 @@ fn write_part(
 
 fn no_damage(_: &Path) {}
 
+/// Rewrites `public.<table>`'s first part file through `edit`.
+fn edit_first_file(root: &Path, table: &str, edit: impl FnOnce(&mut Vec<u8>)) {
+    let f = &table_files(root, table)[0];
+    let mut data = std::fs::read(f).unwrap();
+    edit(&mut data);
+    std::fs::write(f, data).unwrap();
+}
+
 fn cases() -> Vec<Case> {
     vec![
         Case { name: "healthy export", sql: ITEMS, damage: no_damage, expect: Expect::Loads(3000) },
         Case {
             name: "truncated Parquet",
             sql: ITEMS,
-            damage: |root| {
-                let f = &table_files(root, "items")[0];
-                let len = std::fs::metadata(f).unwrap().len();
-                std::fs::OpenOptions::new().write(true).open(f).unwrap().set_len(len / 2).unwrap();
-            },
+            damage: |root| edit_first_file(root, "items", |data| data.truncate(data.len() / 2)),
             expect: Expect::PlanFails(&["public.items/", ".parquet", "footer"]),
         },
         Case {
             name: "bad magic",
             sql: ITEMS,
             damage: |root| {
-                let f = &table_files(root, "items")[0];
-                let mut data = std::fs::read(f).unwrap();
-                let n = data.len();
-                data[n - 4..].copy_from_slice(b"XXXX");
-                std::fs::write(f, data).unwrap();
+                edit_first_file(root, "items", |data| {
+                    let n = data.len();
+                    data[n - 4..].copy_from_slice(b"XXXX");
+                })
             },
             expect: Expect::PlanFails(&["public.items/", ".parquet", "footer"]),
         },
@@ -155,11 +158,10 @@ fn cases() -> Vec<Case> {
             sql: ITEMS,
             damage: |root| {
                 // Zeroes 64 bytes a third of the way in: inside a data page, the footer intact.
-                let f = &table_files(root, "items")[0];
-                let mut data = std::fs::read(f).unwrap();
-                let at = data.len() / 3;
-                data[at..at + 64].fill(0);
-                std::fs::write(f, data).unwrap();
+                edit_first_file(root, "items", |data| {
+                    let at = data.len() / 3;
+                    data[at..at + 64].fill(0);
+                })
             },
             expect: Expect::RunFails(&["public.items/", ".parquet", "row group"]),
         },

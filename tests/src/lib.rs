@@ -474,29 +474,12 @@ impl Moto {
 
     /// An RDS client for the emulator (test credentials).
     pub fn rds(&self) -> aws_sdk_rds::Client {
-        let creds =
-            aws_sdk_rds::config::Credentials::new("test", "test", None, None, "snap2dsql-tests");
-        let config = aws_sdk_rds::config::Builder::new()
-            .behavior_version(aws_sdk_rds::config::BehaviorVersion::latest())
-            .region(aws_sdk_rds::config::Region::new("us-east-1"))
-            .credentials_provider(creds)
-            .endpoint_url(self.endpoint())
-            .build();
-        aws_sdk_rds::Client::from_conf(config)
+        aws_sdk_rds::Client::new(&emulator_config(&self.endpoint()))
     }
 
     /// An S3 client for the emulator: test credentials, path-style addressing.
     pub fn s3(&self) -> aws_sdk_s3::Client {
-        let creds =
-            aws_sdk_s3::config::Credentials::new("test", "test", None, None, "snap2dsql-tests");
-        let config = aws_sdk_s3::config::Builder::new()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new("us-east-1"))
-            .credentials_provider(creds)
-            .endpoint_url(self.endpoint())
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
+        emulator_s3(&self.endpoint())
     }
 }
 
@@ -551,4 +534,24 @@ pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
     }
     out.sort();
     out
+}
+
+/// The SDK configuration for an AWS emulator at `endpoint`: test credentials, us-east-1.
+pub fn emulator_config(endpoint: &str) -> aws_config::SdkConfig {
+    let creds = aws_sdk_s3::config::Credentials::new("test", "test", None, None, "snap2dsql-tests");
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(creds))
+        .endpoint_url(endpoint)
+        .build()
+}
+
+/// An S3 client for an AWS emulator at `endpoint` (path-style addressing, which an IP endpoint
+/// needs).
+pub fn emulator_s3(endpoint: &str) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::config::Builder::from(&emulator_config(endpoint))
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
 }

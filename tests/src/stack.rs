@@ -276,20 +276,11 @@ impl PipelineStack {
 
     /// The SDK configuration for the emulator (test credentials).
     pub fn sdk_config(&self) -> aws_config::SdkConfig {
-        let creds = aws_sdk_s3::config::Credentials::new("test", "test", None, None, "tests");
-        aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(REGION))
-            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(creds))
-            .endpoint_url(self.endpoint())
-            .build()
+        crate::emulator_config(&self.endpoint())
     }
 
     pub fn s3(&self) -> aws_sdk_s3::Client {
-        let conf = aws_sdk_s3::config::Builder::from(&self.sdk_config())
-            .force_path_style(true)
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
+        crate::emulator_s3(&self.endpoint())
     }
 
     pub fn rds(&self) -> aws_sdk_rds::Client {
