@@ -1,41 +1,46 @@
 #!/usr/bin/env bash
-# Installs what the build, the tests and the demo need, idempotently: PostgreSQL server binaries
-# and libclang (for the pg_query crate) from Debian's packages. Does nothing when all is present.
+# Installs what a goal needs, idempotently, and only that; does nothing when all is present.
+#   scripts/deps.sh demo   the CLI's build and the local rehearsal (make demo, make bench):
+#                          libclang (pg_query's bindgen), the PostgreSQL server and client tools
+#   scripts/deps.sh all    everything (make test, make deps): the above, plus the AWS emulator
+#                          (moto), the SAM CLI and cfn-lint, cargo-lambda and zig, checkov, and the
+#                          npm tools (asl-validator; the CDK app under infra/cdk)
+# Presence is decided by scripts/deps/probe.sh, which loads or runs each thing.
 set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+scope=${1:-all}
+case $scope in demo | all) ;; *) echo "usage: $0 [demo|all]" >&2; exit 2 ;; esac
+# shellcheck source=scripts/deps/probe.sh
+source "$root/scripts/deps/probe.sh"
+
+apt_install() {
+  [ $# -gt 0 ] || return 0
+  echo "installing (Debian): $*"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
 
 need=()
-have_pg_server() {
-  command -v initdb >/dev/null 2>&1 && return 0
-  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1
-}
-have_pg_server || need+=(postgresql postgresql-client)
-command -v psql >/dev/null 2>&1 || need+=(postgresql-client)
-# bindgen (pg_query's build) loads libclang.so at build time.
-ls /usr/lib/llvm-*/lib/libclang.so* >/dev/null 2>&1 || ls /usr/lib/x86_64-linux-gnu/libclang*.so* >/dev/null 2>&1 \
-  || need+=(libclang-dev)
-command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
-command -v openssl >/dev/null 2>&1 || need+=(openssl)
-dpkg -s ca-certificates >/dev/null 2>&1 || need+=(ca-certificates)
-
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing: ${need[*]}"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+probe_libclang 2>/dev/null || need+=(libclang-dev)
+probe_pg_server 2>/dev/null || need+=(postgresql)
+probe_pg_client 2>/dev/null || need+=(postgresql-client)
+probe_python_venv 2>/dev/null || need+=(python3 python3-venv)
+if [ "$scope" = all ]; then
+  probe_openssl 2>/dev/null || need+=(openssl)
+  probe_ca_certificates 2>/dev/null || need+=(ca-certificates)
+  probe_node 2>/dev/null || need+=(nodejs npm)
 fi
-# The AWS API emulator (moto) for the S3 tests, in a venv under the repo, pinned.
-root=$(cd "$(dirname "$0")/.." && pwd)
-MOTO_VERSION=5.2.5
-if [ ! -x "$root/.venv/bin/moto_server" ] || ! "$root/.venv/bin/python" -c "import moto, sys; sys.exit(moto.__version__ != '$MOTO_VERSION')" 2>/dev/null; then
-  echo "installing moto[server]==$MOTO_VERSION into .venv"
-  python3 -m venv "$root/.venv"
-  "$root/.venv/bin/pip" install -q --disable-pip-version-check "moto[server]==$MOTO_VERSION"
-fi
+apt_install "${need[@]}"
+# Each must now hold: a package that installed but does not provide the thing is an error here,
+# not a build failure minutes later.
+for p in libclang pg_server pg_client python_venv; do "probe_$p"; done
+[ "$scope" = demo ] && exit 0
+for p in openssl ca_certificates node; do "probe_$p"; done
 
-# The AWS deployment tools (README "Deploying on AWS", scripts/infra-check.sh), each in its own
-# venv under the repo, pinned: SAM CLI + cfn-lint; cargo-lambda + zig for the arm64 cross build;
-# checkov. Each venv is (re)installed only when a pinned package is missing or at another version.
+# Python tools, each in its own venv under the repo, pinned; a venv is (re)installed only when a
+# pinned package is missing or at another version.
 venv_pinned() { # venv_pinned DIR NAME==VERSION...
   local dir=$1
   shift
@@ -45,6 +50,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 for spec in sys.argv[1:]:
     name, want = spec.split("==")
+    name = name.split("[")[0]
     try:
         if version(name) != want:
             sys.exit(1)
@@ -61,23 +67,22 @@ ensure_venv() { # ensure_venv DIR NAME==VERSION...
     "$dir/bin/pip" install -q --disable-pip-version-check "$@"
   fi
 }
+# The AWS API emulator (moto) for the S3 tests and the emulated pipeline.
+ensure_venv .venv "moto[server]==5.2.5"
+# The AWS deployment tools (README "Deploying on AWS", scripts/infra-check.sh): SAM CLI + cfn-lint;
+# cargo-lambda + zig for the arm64 cross build; checkov.
 ensure_venv .venv-sam aws-sam-cli==1.170.0 cfn-lint==1.58.0
 ensure_venv .venv-lambda cargo-lambda==1.9.2 ziglang==0.17.1
 ensure_venv .venv-checkov checkov==3.3.30
 
-# asl-validator (npm), pinned in package.json and package-lock.json, into node_modules.
-if ! command -v npm >/dev/null 2>&1; then
-  echo "installing: nodejs npm"
-  SUDO=""
-  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-fi
-asl_want=$(sed -n 's/.*"asl-validator": *"\([^"]*\)".*/\1/p' "$root/package.json" | head -1)
-asl_have=$(sed -n 's/^  "version": *"\([^"]*\)".*/\1/p' "$root/node_modules/asl-validator/package.json" 2>/dev/null | head -1 || true)
-if [ ! -x "$root/node_modules/.bin/asl-validator" ] || [ "$asl_have" != "$asl_want" ]; then
-  echo "installing asl-validator@$asl_want into node_modules"
-  (cd "$root" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-fi
-# Debian's postgresql package starts a cluster on 5432; the project never uses it.
+# npm tools, pinned by each package.json and its lockfile: `npm ci` when node_modules is missing
+# or older than the lockfile.
+npm_ci() { # npm_ci DIR
+  local dir=$root/$1
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    echo "installing npm packages of ${1} into ${1%/.}/node_modules"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+}
+npm_ci .
 exit 0

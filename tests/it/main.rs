@@ -2,6 +2,7 @@
 
 mod convert_pg;
 mod corpus;
+mod deps;
 mod harness;
 mod hostile;
 mod load;
