@@ -1,18 +1,23 @@
 # snap2dsql: `make demo` rehearses the storefront migration locally; `make test` runs the suite.
 # `make bench` prints load figures (never run by `make test`).
-# All install what they need (scripts/deps.sh) and are safe to run again.
+# Each installs what it needs, and only that (scripts/deps.sh demo|all), and is safe to run again.
 SHELL := /bin/bash
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/snap2dsql-target
 CARGO ?= cargo
 CUSTOMERS ?= 10000
 ORDERS ?= 100000
 
-.PHONY: deps build test lint demo bench clean check-infra reliability fuzz
+.PHONY: deps deps-demo build test lint demo bench clean check-infra reliability fuzz
 
+# Everything: the demo's needs, plus the AWS emulator, the deployment tools and the npm checks.
 deps:
-	@bash scripts/deps.sh
+	@bash scripts/deps.sh all
 
-build: deps
+# The CLI's build and the local rehearsal only: libclang, the PostgreSQL server and client.
+deps-demo:
+	@bash scripts/deps.sh demo
+
+build: deps-demo
 	$(CARGO) build --release -p snap2dsql-cli
 
 lint: deps
