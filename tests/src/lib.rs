@@ -4,9 +4,10 @@
 //! `127.0.0.1`, a free port, trust auth) and [`PgServer::create_db`] gives every test its own
 //! database, so tests run in parallel without sharing tables. The server is a child of a
 //! dedicated thread with a parent-death signal, so it stops when the test binary exits, even
-//! when the binary is killed.
+//! when the binary is killed. [`standin`] puts the DSQL stand-in in front of it.
 
 pub mod stack;
+pub mod standin;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
