@@ -5,7 +5,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$root/.work/demo
-bin=${CARGO_TARGET_DIR:-$root/target}/release/snap2dsql
+bin=${SNAP2DSQL_BIN:-${CARGO_TARGET_DIR:-$root/target}/${PROFILE_DIR:-debug}/snap2dsql}
 customers=${CUSTOMERS:-10000}
 orders=${ORDERS:-100000}
 

@@ -45,7 +45,8 @@ pub async fn aws_config() -> aws_config::SdkConfig {
     aws_config::load_from_env().await
 }
 
-/// An RDS client.
+/// An RDS client (feature `rds`: the snapshot and poll-export functions).
+#[cfg(feature = "rds")]
 pub async fn rds_client() -> aws_sdk_rds::Client {
     aws_sdk_rds::Client::new(&aws_config().await)
 }
