@@ -99,6 +99,9 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
             }
         }
         ctx.copy_rows = counter.rows();
+        // PostgreSQL ignored the Flush that preceded the COPY; without another it holds the
+        // COPY's answer until the client's next Sync, which is read only after that answer.
+        msg::empty(self.up.wbuf(), tag::FLUSH);
         self.up.flush().await
     }
 

@@ -38,6 +38,14 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
         if let Some(r) = analysis.refusal.clone() {
             return self.refuse(&r).await;
         }
+        // A COPY is checked at Parse too: refused at its Execute, a client that pipelines
+        // Bind/Execute/Sync before the COPY data (tokio-postgres) would see two ReadyForQuery
+        // for one request (the Sync it sent with the Execute is not swallowed by a COPY).
+        if matches!(analysis.kind, Kind::Write(Write::Copy(_)))
+            && let Some(r) = self.precheck(&analysis).await?
+        {
+            return self.refuse(&r).await;
+        }
         let name = p.name.to_owned();
         let prepared = Arc::new(Prepared {
             sql: p.query.to_owned(),
@@ -213,8 +221,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
     }
 
     /// The rules that need the transaction's state or the catalog.
-    pub(crate) async fn precheck(&mut self, portal: &Portal) -> Result<Option<Refusal>> {
-        let a = &portal.prepared.analysis;
+    pub(crate) async fn precheck(&mut self, a: &sql::Analysis) -> Result<Option<Refusal>> {
         if self.status == b'E' {
             // PostgreSQL answers 25P02 first [REC §5.4].
             return Ok(None);
@@ -309,7 +316,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
     ) -> Result<()> {
         self.txn.statement(Instant::now());
         if mode == Mode::Extended
-            && let Some(r) = self.precheck(&portal).await?
+            && let Some(r) = self.precheck(&portal.prepared.analysis).await?
         {
             return self.refuse(&r).await;
         }
