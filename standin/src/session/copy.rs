@@ -92,7 +92,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
                 _ = tokio::time::sleep_until(wake) => {
                     ctx.age_cancelled = true;
                     self.txn.aged = true;
-                    let r = Refusal::new(rules::LIMIT, rules::age_limit(age.as_secs()));
+                    let r = Refusal::new(rules::LIMIT, rules::age_limit(age));
                     self.stop_copy(ctx, r);
                     stopped = true;
                 }
