@@ -174,8 +174,14 @@ pub fn lateral_attribute(position: usize, relation: &str) -> String {
     format!("attribute {position} of type {relation} has wrong type")
 }
 
-/// `[DOCS quotas]` with the configured number of seconds.
-pub fn age_limit(seconds: u64) -> String {
+/// `[DOCS quotas]` with the configured limit (whole seconds as DSQL writes them, `300s`; a
+/// fraction when a test configures one).
+pub fn age_limit(limit: std::time::Duration) -> String {
+    let seconds = if limit.subsec_millis() == 0 {
+        limit.as_secs().to_string()
+    } else {
+        format!("{}", limit.as_millis() as f64 / 1000.0)
+    };
     format!("transaction age limit of {seconds}s exceeded")
 }
 

@@ -92,13 +92,16 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
                 _ = tokio::time::sleep_until(wake) => {
                     ctx.age_cancelled = true;
                     self.txn.aged = true;
-                    let r = Refusal::new(rules::LIMIT, rules::age_limit(age.as_secs()));
+                    let r = Refusal::new(rules::LIMIT, rules::age_limit(age));
                     self.stop_copy(ctx, r);
                     stopped = true;
                 }
             }
         }
         ctx.copy_rows = counter.rows();
+        // PostgreSQL ignored the Flush that preceded the COPY; without another it holds the
+        // COPY's answer until the client's next Sync, which is read only after that answer.
+        msg::empty(self.up.wbuf(), tag::FLUSH);
         self.up.flush().await
     }
 

@@ -38,6 +38,14 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
         if let Some(r) = analysis.refusal.clone() {
             return self.refuse(&r).await;
         }
+        // A COPY is checked at Parse too: refused at its Execute, a client that pipelines
+        // Bind/Execute/Sync before the COPY data (tokio-postgres) would see two ReadyForQuery
+        // for one request (the Sync it sent with the Execute is not swallowed by a COPY).
+        if matches!(analysis.kind, Kind::Write(Write::Copy(_)))
+            && let Some(r) = self.precheck(&analysis).await?
+        {
+            return self.refuse(&r).await;
+        }
         let name = p.name.to_owned();
         let prepared = Arc::new(Prepared {
             sql: p.query.to_owned(),
@@ -213,8 +221,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
     }
 
     /// The rules that need the transaction's state or the catalog.
-    pub(crate) async fn precheck(&mut self, portal: &Portal) -> Result<Option<Refusal>> {
-        let a = &portal.prepared.analysis;
+    pub(crate) async fn precheck(&mut self, a: &sql::Analysis) -> Result<Option<Refusal>> {
         if self.status == b'E' {
             // PostgreSQL answers 25P02 first [REC §5.4].
             return Ok(None);
@@ -225,10 +232,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
             && self.txn.expired(limit, Instant::now())
         {
             self.txn.aged = true;
-            return Ok(Some(Refusal::new(
-                rules::LIMIT,
-                rules::age_limit(limit.as_secs()),
-            )));
+            return Ok(Some(Refusal::new(rules::LIMIT, rules::age_limit(limit))));
         }
         if let Some(m) = self
             .txn
@@ -309,7 +313,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
     ) -> Result<()> {
         self.txn.statement(Instant::now());
         if mode == Mode::Extended
-            && let Some(r) = self.precheck(&portal).await?
+            && let Some(r) = self.precheck(&portal.prepared.analysis).await?
         {
             return self.refuse(&r).await;
         }
@@ -322,7 +326,10 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
             _ => {}
         }
         let mut ctx = ExecCtx::new(a.kind.clone(), a.returning);
-        ctx.deadline = self.txn.deadline(self.shared.knobs.max_transaction_age());
+        // Ending a transaction is never stopped by its age; an aborted one has no age left.
+        if self.status != b'E' && !matches!(a.kind, Kind::Commit | Kind::Rollback) {
+            ctx.deadline = self.txn.deadline(self.shared.knobs.max_transaction_age());
+        }
         if a.kind.is_write() {
             ctx.bytes = portal.prepared.sql.len() as u64
                 + portal
@@ -409,13 +416,11 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
             }
         }
         let limit = knobs.max_transaction_age();
-        if ctx.age_cancelled || self.txn.expired(limit, Instant::now()) {
+        let ends = matches!(ctx.kind, Kind::Commit | Kind::Rollback);
+        if ctx.age_cancelled || (!ends && self.txn.expired(limit, Instant::now())) {
             self.txn.aged = true;
             return self
-                .refuse(&Refusal::new(
-                    rules::LIMIT,
-                    rules::age_limit(limit.as_secs()),
-                ))
+                .refuse(&Refusal::new(rules::LIMIT, rules::age_limit(limit)))
                 .await;
         }
         for row in std::mem::take(&mut ctx.held) {
@@ -459,7 +464,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
             self.local_error(&r.code, &r.message);
         } else if ctx.age_cancelled && fields.code == "57014" {
             self.txn.aged = true;
-            self.local_error(rules::LIMIT, &rules::age_limit(limit.as_secs()));
+            self.local_error(rules::LIMIT, &rules::age_limit(limit));
         } else if is_conflict(&fields.code) {
             // Outside an explicit transaction the statement's own commit conflicts [REC §6].
             self.local_error(rules::CONFLICT, rules::CONFLICT_MESSAGE);

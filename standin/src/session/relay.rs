@@ -169,10 +169,16 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
                 return Ok(f);
             }
             self.client.flush().await?;
-            let deadline = match self.pending.front() {
-                Some(Expect::Execute(ctx)) if !ctx.age_cancelled => ctx.deadline,
-                _ => None,
-            };
+            // PostgreSQL answers nothing before its running Execute ends (the Parse and Bind
+            // answers wait in its output buffer too): watch every queued Execute.
+            let deadline = self
+                .pending
+                .iter()
+                .filter_map(|e| match e {
+                    Expect::Execute(ctx) if !ctx.age_cancelled => ctx.deadline,
+                    _ => None,
+                })
+                .min();
             match deadline {
                 Some(d) => {
                     tokio::select! {
@@ -187,8 +193,12 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
 
     /// The transaction reached its age limit while a statement runs: stop the statement.
     fn cancel_for_age(&mut self) {
-        if let Some(Expect::Execute(ctx)) = self.pending.front_mut() {
-            ctx.age_cancelled = true;
+        for e in self.pending.iter_mut() {
+            if let Expect::Execute(ctx) = e
+                && ctx.deadline.is_some()
+            {
+                ctx.age_cancelled = true;
+            }
         }
         let target = self.shared.target.clone();
         let (pid, secret) = (self.up_pid, self.up_secret);

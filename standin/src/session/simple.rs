@@ -42,7 +42,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
                 bind: None,
             };
             self.txn.statement(std::time::Instant::now());
-            if let Some(r) = self.precheck(&portal).await? {
+            if let Some(r) = self.precheck(&portal.prepared.analysis).await? {
                 self.refuse(&r).await?;
                 break;
             }

@@ -160,7 +160,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
         let knobs = self.shared.knobs.clone();
         let limit = knobs.max_transaction_age();
         let failure = if self.txn.aged || self.txn.expired(limit, std::time::Instant::now()) {
-            Some((rules::LIMIT, rules::age_limit(limit.as_secs()), None))
+            Some((rules::LIMIT, rules::age_limit(limit), None))
         } else if self.txn.doomed {
             Some((
                 rules::CONFLICT,
