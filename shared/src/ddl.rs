@@ -285,6 +285,148 @@ pub fn is_already_done(sqlstate: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mapping::{
+        ColumnMapping, ForeignKeyMapping, IndexMapping, Migration, OnOrphan, Rewrite,
+    };
+    use crate::types::PgType;
+
+    fn column(name: &str, t: PgType) -> ColumnMapping {
+        ColumnMapping {
+            name: name.into(),
+            source_type: t.clone(),
+            target: name.into(),
+            target_type: t,
+            not_null: false,
+            drop: false,
+            rewrite: Rewrite::None,
+            identity: false,
+            keep_old: None,
+            references: None,
+            on_orphan: None,
+            guessed: false,
+            note: None,
+        }
+    }
+
+    /// Parents with an identity key; children referencing them, once with `on_orphan = "keep"`.
+    fn mapping() -> Mapping {
+        let mut id = column("id", PgType::BigInt);
+        id.identity = true;
+        let parent = TableMapping {
+            source: "app.parents".into(),
+            target_schema: "My App".into(),
+            target_name: "parents".into(),
+            primary_key: vec!["id".into()],
+            primary_key_guessed: false,
+            columns: vec![id],
+            indexes: vec![],
+            foreign_keys: vec![],
+        };
+        let child = |name: &str, on_orphan: Option<OnOrphan>| {
+            let mut parent_id = column("parent_id", PgType::BigInt);
+            parent_id.on_orphan = on_orphan;
+            TableMapping {
+                source: format!("app.{name}"),
+                target_schema: "My App".into(),
+                target_name: name.into(),
+                primary_key: vec![],
+                primary_key_guessed: false,
+                columns: vec![parent_id],
+                indexes: vec![IndexMapping {
+                    name: format!("{name}_parent_id_idx"),
+                    columns: vec!["parent_id".into()],
+                    unique: false,
+                    reason: None,
+                }],
+                foreign_keys: vec![ForeignKeyMapping {
+                    name: format!("{name}_fk"),
+                    columns: vec!["parent_id".into()],
+                    ref_table: "app.parents".into(),
+                    ref_columns: vec!["id".into()],
+                }],
+            }
+        };
+        Mapping {
+            migration: Migration {
+                id: "m".into(),
+                namespace: uuid::Uuid::nil(),
+                database: "db".into(),
+                foreign_keys: true,
+            },
+            tables: vec![
+                parent,
+                child("kids", None),
+                child("strays", Some(OnOrphan::Keep)),
+            ],
+        }
+    }
+
+    #[test]
+    fn dsql_post_load_statements_are_jobs_with_unqualified_index_names() {
+        let sql: Vec<(String, Kind)> = post_load_statements(&mapping(), Dialect::Dsql)
+            .into_iter()
+            .map(|s| (s.sql, s.kind))
+            .collect();
+        let job = |object: &str| Kind::Job {
+            schema: "My App".into(),
+            object: object.into(),
+        };
+        assert_eq!(
+            sql,
+            vec![
+                (
+                    "CREATE INDEX ASYNC IF NOT EXISTS \"kids_parent_id_idx\" ON \"My App\".\"kids\" (\"parent_id\")".into(),
+                    job("kids_parent_id_idx")
+                ),
+                (
+                    "CREATE INDEX ASYNC IF NOT EXISTS \"strays_parent_id_idx\" ON \"My App\".\"strays\" (\"parent_id\")".into(),
+                    job("strays_parent_id_idx")
+                ),
+                (
+                    "ALTER TABLE \"My App\".\"kids\" ADD CONSTRAINT \"kids_fk\" FOREIGN KEY (\"parent_id\") REFERENCES \"My App\".\"parents\" (\"id\") NOT VALID".into(),
+                    Kind::Immediate
+                ),
+                (
+                    "ALTER TABLE ASYNC \"My App\".\"kids\" VALIDATE CONSTRAINT \"kids_fk\"".into(),
+                    job("kids_fk")
+                ),
+                // References that may point at missing rows: added, never validated.
+                (
+                    "ALTER TABLE \"My App\".\"strays\" ADD CONSTRAINT \"strays_fk\" FOREIGN KEY (\"parent_id\") REFERENCES \"My App\".\"parents\" (\"id\") NOT VALID".into(),
+                    Kind::Immediate
+                ),
+            ]
+        );
+        let pg = post_load_statements(&mapping(), Dialect::Postgres);
+        assert!(pg.iter().all(|s| !s.is_job() && !s.sql.contains("ASYNC")));
+        assert_eq!(
+            pg[3].sql,
+            "ALTER TABLE \"My App\".\"kids\" VALIDATE CONSTRAINT \"kids_fk\""
+        );
+    }
+
+    #[test]
+    fn identity_columns_are_declared_and_restarted() {
+        let m = mapping();
+        let create = create_statements(&m, Dialect::Dsql);
+        assert!(
+            create[1]
+                .sql
+                .contains("\"id\" bigint GENERATED BY DEFAULT AS IDENTITY (CACHE 1)"),
+            "{}",
+            create[1].sql
+        );
+        let ids = identity_columns(&m);
+        assert_eq!(ids.len(), 1);
+        assert_eq!(
+            ids[0].max_sql(),
+            "SELECT max(\"id\") FROM \"My App\".\"parents\""
+        );
+        assert_eq!(
+            ids[0].restart_sql(491),
+            "ALTER TABLE \"My App\".\"parents\" ALTER COLUMN \"id\" RESTART WITH 491"
+        );
+    }
 
     #[test]
     fn identifiers_are_always_quoted() {

@@ -28,7 +28,7 @@ use tokio_postgres::Client;
 use uuid::Uuid;
 
 /// The target schema every test maps the `sales` tables to.
-const TARGET: &str = "sales_dsql";
+pub(crate) const TARGET: &str = "sales_dsql";
 
 /// A fresh database holding `scripts/storefront.sql` at the given size.
 pub(crate) fn storefront_db(prefix: &str, customers: u32, orders: u32) -> String {

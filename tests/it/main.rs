@@ -14,3 +14,4 @@ mod s3;
 mod schema;
 mod tls;
 mod verify;
+mod write_path;

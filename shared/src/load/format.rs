@@ -11,8 +11,8 @@
 //!
 //! [`FormatDecision`] is shared by every writer of every chunk of a run (a Lambda invocation
 //! makes its own): it starts at binary COPY, and the first batch that finds it refused (0A000
-//! at the COPY, or the connection lost at the COPY twice before any batch committed in that
-//! format) moves the whole run to the next format. A refused attempt wrote nothing (its
+//! at the COPY, or one writer's connection lost at the COPY twice in a row before any batch
+//! committed in that format) moves the whole run to the next format. A refused attempt wrote nothing (its
 //! transaction is rolled back with its ledger row), so exactly-once is kept whatever the
 //! format.
 
@@ -21,15 +21,16 @@ use crate::mapping::{Rewrite, TableMapping};
 use crate::types::PgType;
 use bytes::BytesMut;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use tokio_postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 
 /// The protocol's limit on bind parameters in one statement (a 16-bit count): a multi-row
 /// INSERT keeps rows x columns under it.
 pub const MAX_BIND_PARAMS: usize = 65_535;
-/// Connections lost at a COPY, before any batch committed in its format, that count as that
-/// format being refused (a server that cannot parse it may drop the connection instead of
-/// answering). Two: one lost connection is an ordinary fault, retried as such.
+/// Connections one writer lost in a row at a COPY, before any batch committed in its format,
+/// that count as that format being refused (a server that cannot parse it may drop the
+/// connection instead of answering). Two: one lost connection is an ordinary fault, retried as
+/// such; a second one on the same batch is the pattern of a refusal.
 pub const LOSSES_MEANING_REFUSED: u32 = 2;
 
 /// How a batch's rows are sent.
@@ -120,7 +121,6 @@ pub struct FormatDecision {
     current: AtomicU8,
     /// A batch committed in `current`: a lost connection no longer counts as a refusal.
     confirmed: AtomicBool,
-    losses: AtomicU32,
     /// Why each earlier format was left, in order.
     left: Mutex<Vec<String>>,
 }
@@ -137,7 +137,6 @@ impl FormatDecision {
         FormatDecision {
             current: AtomicU8::new(first.index()),
             confirmed: AtomicBool::new(false),
-            losses: AtomicU32::new(0),
             left: Mutex::new(Vec::new()),
         }
     }
@@ -162,10 +161,11 @@ impl FormatDecision {
         }
     }
 
-    /// After an attempt in `used` failed at `step` with `err`: true when the batch is to be
-    /// sent again, uncounted, in another format (this failure moved the run on, or another
-    /// writer's already did); false when the failure is the batch's own to retry or report.
-    pub fn moved_on(&self, used: LoadFormat, step: Step, err: &Error) -> bool {
+    /// After an attempt in `used` failed at `step` with `err` (`losses`: connections the writer
+    /// lost in a row at the rows step, this one included): true when the batch is to be sent
+    /// again, uncounted, in another format (this failure moved the run on, or another writer's
+    /// already did); false when the failure is the batch's own to retry or report.
+    pub fn moved_on(&self, used: LoadFormat, step: Step, err: &Error, losses: u32) -> bool {
         if self.current() != used {
             return true;
         }
@@ -177,10 +177,8 @@ impl FormatDecision {
         }
         let refused = if err.sqlstate() == Some("0A000") {
             true
-        } else if err.class() == crate::error::ErrorClass::Connection
-            && !self.confirmed.load(Ordering::SeqCst)
-        {
-            self.losses.fetch_add(1, Ordering::SeqCst) + 1 >= LOSSES_MEANING_REFUSED
+        } else if lost_connection(err) && !self.confirmed.load(Ordering::SeqCst) {
+            losses >= LOSSES_MEANING_REFUSED
         } else {
             false
         };
@@ -198,7 +196,6 @@ impl FormatDecision {
             .is_ok()
         {
             self.confirmed.store(false, Ordering::SeqCst);
-            self.losses.store(0, Ordering::SeqCst);
             let why = format!("{} refused: {err}", used.describe());
             tracing::warn!(from = %used, to = %next, reason = %why, "load format falls back");
             match self.left.lock() {
@@ -208,6 +205,14 @@ impl FormatDecision {
         }
         true
     }
+}
+
+/// True when the server closed the connection or broke the protocol (08xxx, 57xxx, a closed
+/// socket): what a server that cannot read a format may do instead of answering 0A000. A
+/// statement left without answer (a timeout) is not: silence is a fault, not a refusal.
+pub fn lost_connection(err: &Error) -> bool {
+    !matches!(err, Error::Timeout { .. } | Error::Connect { .. })
+        && err.class() == crate::error::ErrorClass::Connection
 }
 
 /// How a run sent its rows, for its summary and report.
@@ -475,26 +480,35 @@ mod tests {
     #[test]
     fn refusals_move_the_run_one_format_at_a_time() {
         let d = FormatDecision::default();
-        let refused = Error::Usage("stand-in for a 0A000".into());
-        // Not a refusal: a usage error at the rows step, or anything at another step.
-        assert!(!d.moved_on(LoadFormat::Binary, Step::Rows, &refused));
-        let lost = Error::Timeout {
+        let other = Error::Usage("not a refusal".into());
+        assert!(!d.moved_on(LoadFormat::Binary, Step::Rows, &other, 0));
+        let silent = Error::Timeout {
             what: "COPY".into(),
             after: std::time::Duration::from_secs(1),
         };
-        assert!(!d.moved_on(LoadFormat::Binary, Step::Commit, &lost));
-        // Two connections lost at the COPY before any batch committed: refused.
-        assert!(!d.moved_on(LoadFormat::Binary, Step::Rows, &lost));
-        assert!(d.moved_on(LoadFormat::Binary, Step::Rows, &lost));
+        // Silence is a fault, however often it repeats.
+        assert!(!d.moved_on(LoadFormat::Binary, Step::Rows, &silent, 5));
+        let lost = Error::Batch {
+            chunk: "c".into(),
+            range: "rows 0..1".into(),
+            table: "t".into(),
+            why: "stand-in for a closed connection".into(),
+            class: crate::error::ErrorClass::Connection,
+            source: Box::new(silent),
+        };
+        // A lost connection elsewhere than at the rows, or the first one at the rows: a fault.
+        assert!(!d.moved_on(LoadFormat::Binary, Step::Commit, &lost, 5));
+        assert!(!d.moved_on(LoadFormat::Binary, Step::Rows, &lost, 1));
+        // The same writer loses its connection at the COPY again, nothing committed: refused.
+        assert!(d.moved_on(LoadFormat::Binary, Step::Rows, &lost, 2));
         assert_eq!(d.current(), LoadFormat::Text);
         // A writer still on binary just follows, without moving the run twice.
-        assert!(d.moved_on(LoadFormat::Binary, Step::Rows, &lost));
+        assert!(d.moved_on(LoadFormat::Binary, Step::Rows, &other, 0));
         assert_eq!(d.current(), LoadFormat::Text);
         // Once text committed a batch, lost connections are ordinary faults.
         d.confirm(LoadFormat::Text);
-        for _ in 0..5 {
-            assert!(!d.moved_on(LoadFormat::Text, Step::Rows, &lost));
-        }
+        assert!(!d.moved_on(LoadFormat::Text, Step::Rows, &lost, 9));
+        assert_eq!(d.current(), LoadFormat::Text);
         assert_eq!(d.fallbacks().len(), 1);
         assert!(
             d.fallbacks()[0].starts_with("binary COPY refused: "),
@@ -503,7 +517,8 @@ mod tests {
         );
         // The INSERT is the last resort: nothing follows it.
         let last = FormatDecision::starting_at(LoadFormat::Insert);
-        assert!(!last.moved_on(LoadFormat::Insert, Step::Rows, &lost));
-        assert!(!last.moved_on(LoadFormat::Insert, Step::Rows, &lost));
+        assert!(!last.moved_on(LoadFormat::Insert, Step::Rows, &lost, 9));
+        assert_eq!(last.report(true).format, Some(LoadFormat::Insert));
+        assert_eq!(last.report(false).format, None);
     }
 }

@@ -239,6 +239,7 @@ pub async fn load_chunk(
             format: ctx.format.clone(),
             session: None,
             counters: counters.clone(),
+            losses: 0,
         };
         let rx = rx.clone();
         writers.spawn(w.run(rx));

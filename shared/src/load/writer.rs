@@ -139,6 +139,8 @@ pub(crate) struct Writer {
     pub format: Arc<FormatDecision>,
     pub session: Option<Session>,
     pub counters: Arc<Counters>,
+    /// Connections lost in a row while sending rows, reset by a commit or a format change.
+    pub losses: u32,
 }
 
 impl Writer {
@@ -172,7 +174,8 @@ impl Writer {
         }
     }
 
-    fn committed(&self, batch: &Batch, format: LoadFormat) {
+    fn committed(&mut self, batch: &Batch, format: LoadFormat) {
+        self.losses = 0;
         self.counters
             .written
             .fetch_add(batch.rows as u64, Ordering::Relaxed);
@@ -202,8 +205,12 @@ impl Writer {
             let class = err.class();
             if class == ErrorClass::Connection {
                 self.session = None;
+                if step == Step::Rows && format::lost_connection(&err) {
+                    self.losses += 1;
+                }
             }
-            if self.format.moved_on(format, step, &err) {
+            if self.format.moved_on(format, step, &err, self.losses) {
+                self.losses = 0;
                 continue;
             }
             // Connection lost at COMMIT leaves the outcome unknown; a duplicate-key error may be
@@ -323,22 +330,9 @@ impl Writer {
         })
         .await
         .map_err(at(Step::Ledger))?;
-        let (before, _) = tags.last();
-        within(commit_bound, || ctx("commit"), async {
-            tx.commit().await.map_err(|e| Error::db(ctx("commit"), e))
-        })
-        .await
-        .map_err(at(Step::Commit))?;
-        let (after, tag) = tags.last();
-        if after == before || tag != "COMMIT" {
-            return Err(Failed {
-                step: Step::Commit,
-                error: Error::CommitTag {
-                    what: ctx("commit"),
-                    tag: if after == before { String::new() } else { tag },
-                },
-            });
-        }
+        crate::target::commit_checked(tx, &tags, commit_bound, &ctx("commit"))
+            .await
+            .map_err(at(Step::Commit))?;
         Ok(())
     }
 }

@@ -143,9 +143,11 @@ pub async fn status(client: &tokio_postgres::Client, job: &JobId) -> Result<JobS
     Ok(JobState::Missing)
 }
 
-/// The newest job whose object is `schema.object` (unquoted, as recorded, or quoted).
+/// The newest job whose object is `schema.object` (unquoted, as recorded, or quoted); `what`
+/// names the object in errors.
 pub async fn find(
     client: &tokio_postgres::Client,
+    what: &str,
     schema: &str,
     object: &str,
 ) -> Result<Option<(JobId, JobState)>> {
@@ -154,7 +156,9 @@ pub async fn find(
     let rows = client
         .query(FIND_SQL, &[&plain, &quoted])
         .await
-        .map_err(|e| Error::statement(format!("find the job of {plain}"), FIND_SQL, e))?;
+        .map_err(|e| {
+            Error::statement(format!("{what}: look for its job in sys.jobs"), FIND_SQL, e)
+        })?;
     let Some(row) = rows.first() else {
         return Ok(None);
     };

@@ -144,9 +144,15 @@ async fn submit_one(
         };
         return within(bound, &st.what, run).await;
     };
-    let find = |what: &'static str| within(bound, what, jobs::find(client, schema, object));
+    let find = || {
+        within(
+            bound,
+            &st.what,
+            jobs::find(client, &st.what, schema, object),
+        )
+    };
     // A job of an earlier run still going: adopt it rather than start another.
-    if let Some((job, state)) = find("find an earlier job").await?
+    if let Some((job, state)) = find().await?
         && !state.is_final()
     {
         return Ok(Some(job));
@@ -172,7 +178,7 @@ async fn submit_one(
         return Ok(answer);
     }
     // No job: the object exists already. Its newest job says whether it was ever built.
-    match find("find the object's job").await? {
+    match find().await? {
         Some((job, JobState::Failed { status, details })) => Err(Error::JobFailed {
             what: format!(
                 "{} (it exists, its build failed: drop it and run again)",

@@ -367,6 +367,38 @@ impl Target {
     }
 }
 
+/// Commits `tx`, waiting at most `bound`, and checks the command tag the server answered
+/// (`tags` of the transaction's connection: [`Session::tags`]). `COMMIT` is success; `ROLLBACK`
+/// is an [`Error::CommitTag`] of class Conflict (nothing was written: safe to send again); any
+/// other answer, or none within `bound`, leaves the outcome unknown (class Connection: the caller
+/// drops the connection and reads what happened).
+pub async fn commit_checked(
+    tx: tokio_postgres::Transaction<'_>,
+    tags: &Tags,
+    bound: Duration,
+    what: &str,
+) -> Result<()> {
+    let (before, _) = tags.last();
+    match tokio::time::timeout(bound, tx.commit()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(Error::db(what, e)),
+        Err(_) => {
+            return Err(Error::Timeout {
+                what: what.to_string(),
+                after: bound,
+            });
+        }
+    }
+    let (after, tag) = tags.last();
+    if after == before || tag != "COMMIT" {
+        return Err(Error::CommitTag {
+            what: what.to_string(),
+            tag: if after == before { String::new() } else { tag },
+        });
+    }
+    Ok(())
+}
+
 /// The first TCP host of a connection config.
 fn tcp_host(config: &tokio_postgres::Config) -> Option<String> {
     config.get_hosts().first().and_then(|h| match h {
