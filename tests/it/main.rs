@@ -3,6 +3,7 @@
 mod convert_pg;
 mod corpus;
 mod deps;
+mod dsql_target;
 mod harness;
 mod hostile;
 mod load;
