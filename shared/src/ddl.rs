@@ -52,6 +52,8 @@ pub struct Statement {
     pub what: String,
     pub sql: String,
     pub kind: Kind,
+    /// The quoted table it changes (`"s"."t"`), or the quoted schema it creates.
+    pub table: String,
 }
 
 /// How a statement completes.
@@ -118,6 +120,7 @@ pub fn create_statements(mapping: &Mapping, _dialect: Dialect) -> Vec<Statement>
             what: format!("schema {s}"),
             sql: format!("CREATE SCHEMA IF NOT EXISTS {}", ident(s)),
             kind: Kind::Immediate,
+            table: ident(s),
         });
     }
     for t in &mapping.tables {
@@ -125,6 +128,7 @@ pub fn create_statements(mapping: &Mapping, _dialect: Dialect) -> Vec<Statement>
             what: format!("table {}", t.target()),
             sql: create_table(t),
             kind: Kind::Immediate,
+            table: qualified(&t.target_schema, &t.target_name),
         });
     }
     out
@@ -160,12 +164,28 @@ fn create_table(t: &TableMapping) -> String {
 }
 
 /// `ddl-post-load.sql`: secondary indexes, then (when the mapping asks) foreign keys, each
-/// added NOT VALID and then validated. A foreign key whose columns may hold references to
-/// missing rows (`on_orphan = "keep"`) is left NOT VALID: its validation could only fail.
+/// added NOT VALID and then validated; in the order of [`post_load_waves`].
 pub fn post_load_statements(mapping: &Mapping, dialect: Dialect) -> Vec<Statement> {
+    post_load_waves(mapping, dialect)
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// The post-load statements in waves: the statements of one wave may run at once, and touch
+/// each table at most once (one index build, or one foreign key added and validated), since
+/// two builds on one table can wait on each other; a wave starts when the one before it ended.
+/// Index waves come first (wave i holds each table's i-th index), then foreign-key waves.
+///
+/// A foreign key whose columns may hold references to missing rows (`on_orphan = "keep"`) is
+/// added NOT VALID and left so: its validation could only fail.
+pub fn post_load_waves(mapping: &Mapping, dialect: Dialect) -> Vec<Vec<Statement>> {
     let dsql = dialect == Dialect::Dsql;
-    let mut out = Vec::new();
+    let mut indexes: Vec<Vec<Statement>> = Vec::new();
+    // Per table, its foreign keys: each one's ADD CONSTRAINT and VALIDATE.
+    let mut foreign_keys: Vec<Vec<Vec<Statement>>> = Vec::new();
     for t in &mapping.tables {
+        let mut out = Vec::new();
         for ix in &t.indexes {
             let cols: Vec<String> = ix.columns.iter().map(|c| ident(c)).collect();
             let unique = if ix.unique { "UNIQUE " } else { "" };
@@ -179,15 +199,17 @@ pub fn post_load_statements(mapping: &Mapping, dialect: Dialect) -> Vec<Statemen
                     cols.join(", ")
                 ),
                 kind: job_if(dsql, &t.target_schema, &ix.name),
+                table: qualified(&t.target_schema, &t.target_name),
             });
         }
-    }
-    if mapping.migration.foreign_keys {
-        for t in &mapping.tables {
+        indexes.push(out);
+        let mut units: Vec<Vec<Statement>> = Vec::new();
+        if mapping.migration.foreign_keys {
             for fk in &t.foreign_keys {
                 let Some(parent) = mapping.table(&fk.ref_table) else {
                     continue;
                 };
+                let mut unit = Vec::new();
                 let target_of = |tm: &TableMapping, source_col: &str| {
                     tm.columns
                         .iter()
@@ -203,7 +225,7 @@ pub fn post_load_statements(mapping: &Mapping, dialect: Dialect) -> Vec<Statemen
                     .collect();
                 let table = qualified(&t.target_schema, &t.target_name);
                 let what = format!("foreign key {} on {}", fk.name, t.target());
-                out.push(Statement {
+                unit.push(Statement {
                     what: what.clone(),
                     sql: format!(
                         "ALTER TABLE {table} ADD CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {} ({}) NOT VALID",
@@ -213,28 +235,47 @@ pub fn post_load_statements(mapping: &Mapping, dialect: Dialect) -> Vec<Statemen
                         refs.join(", ")
                     ),
                     kind: Kind::Immediate,
+                    table: table.clone(),
                 });
                 let dangling = fk.columns.iter().any(|c| {
                     t.columns.iter().any(|m| {
                         &m.name == c && m.on_orphan == Some(crate::mapping::OnOrphan::Keep)
                     })
                 });
-                if dangling {
-                    continue;
+                if !dangling {
+                    unit.push(Statement {
+                        what: format!("validation of {what}"),
+                        sql: format!(
+                            "ALTER TABLE {}{table} VALIDATE CONSTRAINT {}",
+                            if dsql { "ASYNC " } else { "" },
+                            ident(&fk.name)
+                        ),
+                        kind: job_if(dsql, &t.target_schema, &fk.name),
+                        table: table.clone(),
+                    });
                 }
-                out.push(Statement {
-                    what: format!("validation of {what}"),
-                    sql: format!(
-                        "ALTER TABLE {}{table} VALIDATE CONSTRAINT {}",
-                        if dsql { "ASYNC " } else { "" },
-                        ident(&fk.name)
-                    ),
-                    kind: job_if(dsql, &t.target_schema, &fk.name),
-                });
+                units.push(unit);
             }
         }
+        foreign_keys.push(units);
     }
-    out
+    let mut waves: Vec<Vec<Statement>> = Vec::new();
+    let depth = indexes.iter().map(Vec::len).max().unwrap_or(0);
+    for i in 0..depth {
+        waves.push(indexes.iter().filter_map(|t| t.get(i).cloned()).collect());
+    }
+    let depth = foreign_keys.iter().map(Vec::len).max().unwrap_or(0);
+    for i in 0..depth {
+        waves.push(
+            foreign_keys
+                .iter()
+                .filter_map(|t| t.get(i))
+                .flatten()
+                .cloned()
+                .collect(),
+        );
+    }
+    waves
 }
 
 fn job_if(dsql: bool, schema: &str, object: &str) -> Kind {
@@ -403,6 +444,48 @@ mod tests {
             pg[3].sql,
             "ALTER TABLE \"My App\".\"kids\" VALIDATE CONSTRAINT \"kids_fk\""
         );
+    }
+
+    #[test]
+    fn a_wave_touches_each_table_once() {
+        let mut m = mapping();
+        let kids = &mut m.tables[1];
+        kids.indexes.push(IndexMapping {
+            name: "kids_second_idx".into(),
+            columns: vec!["parent_id".into()],
+            unique: false,
+            reason: None,
+        });
+        let waves = post_load_waves(&m, Dialect::Dsql);
+        let whats: Vec<Vec<&str>> = waves
+            .iter()
+            .map(|w| w.iter().map(|s| s.what.as_str()).collect())
+            .collect();
+        assert_eq!(
+            whats,
+            vec![
+                vec![
+                    "index kids_parent_id_idx on My App.kids",
+                    "index strays_parent_id_idx on My App.strays"
+                ],
+                vec!["index kids_second_idx on My App.kids"],
+                vec![
+                    "foreign key kids_fk on My App.kids",
+                    "validation of foreign key kids_fk on My App.kids",
+                    "foreign key strays_fk on My App.strays"
+                ],
+            ]
+        );
+        for w in &waves {
+            let jobs: Vec<&str> = w
+                .iter()
+                .filter(|s| s.is_job())
+                .map(|s| s.table.as_str())
+                .collect();
+            let mut distinct = jobs.clone();
+            distinct.dedup();
+            assert_eq!(jobs, distinct, "two jobs on one table in a wave");
+        }
     }
 
     #[test]

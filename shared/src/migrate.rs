@@ -6,7 +6,7 @@ use crate::ddl::{self, Dialect};
 use crate::error::{Error, Result};
 use crate::load::{self, ChunkOutcome, LoadContext};
 use crate::mapping::Mapping;
-use crate::target::Target;
+use crate::target::{Target, within};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -52,16 +52,29 @@ pub async fn prepare_target(target: &Target, mapping: &Mapping, create_tables: b
     } else {
         Vec::new()
     };
+    // Each DDL statement is bounded like a post-load statement: a silent connection is dropped
+    // and the whole preparation run again on a new one (every statement is IF NOT EXISTS).
+    let bound = crate::post_load::STATEMENT_TIMEOUT;
     retrying(target, "prepare the target", |client| {
         let statements = &statements;
         async move {
-            load::ledger::ensure(&client).await?;
+            within(
+                bound,
+                || "create the ledger".into(),
+                load::ledger::ensure(&client),
+            )
+            .await?;
             for st in statements {
-                if let Err(e) = client.batch_execute(&st.sql).await
-                    && !e.code().is_some_and(|c| ddl::is_already_done(c.code()))
-                {
-                    return Err(Error::db(format!("create {}", st.what), e));
-                }
+                let what = format!("create {}", st.what);
+                within(bound, || what.clone(), async {
+                    match client.batch_execute(&st.sql).await {
+                        Err(e) if !e.code().is_some_and(|c| ddl::is_already_done(c.code())) => {
+                            Err(Error::statement(&what, &st.sql, e))
+                        }
+                        _ => Ok(()),
+                    }
+                })
+                .await?;
             }
             Ok(())
         }

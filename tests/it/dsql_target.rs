@@ -364,9 +364,9 @@ async fn post_load_jobs_are_submitted_polled_waited_and_adopted_on_a_rerun() {
             poll_interval: Duration::from_millis(200),
             ..PostLoadOptions::default()
         };
-        let first = post_load::submit(&target, &f.mapping, &opts).await.unwrap();
-        let names = index_names(&f.mapping);
-        assert_eq!(first.jobs.len(), names.len(), "{result:?}");
+        let waves = post_load::waves(&target, &f.mapping);
+        let first = post_load::submit(&target, &waves[0], &opts).await.unwrap();
+        assert_eq!(first.jobs.len(), waves[0].len(), "{result:?}");
         // Not finished yet (each job takes at least 2 s): polled without waiting.
         let states = post_load::poll(&target, &first.jobs).await.unwrap();
         assert!(
@@ -375,7 +375,7 @@ async fn post_load_jobs_are_submitted_polled_waited_and_adopted_on_a_rerun() {
         );
         // Run again while they build: the running jobs are adopted, none submitted twice.
         let submitted = standin.counters().jobs_submitted;
-        let again = post_load::submit(&target, &f.mapping, &opts).await.unwrap();
+        let again = post_load::submit(&target, &waves[0], &opts).await.unwrap();
         assert_eq!(again.jobs, first.jobs, "{result:?}");
         assert_eq!(standin.counters().jobs_submitted, submitted);
         for job in &first.jobs {
@@ -385,6 +385,12 @@ async fn post_load_jobs_are_submitted_polled_waited_and_adopted_on_a_rerun() {
         assert!(
             states.iter().all(|s| *s == JobState::Succeeded),
             "{states:?}"
+        );
+        // The whole post-load, the first wave included again (its indexes exist: done).
+        let names = index_names(&f.mapping);
+        assert_eq!(
+            migrate::post_load(&target, &f.mapping).await.unwrap(),
+            names.len()
         );
         let db = connect(&f.url).await;
         assert_eq!(valid_indexes(&db).await, names, "{result:?}");

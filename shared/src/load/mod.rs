@@ -311,7 +311,7 @@ pub async fn load_chunk(
 async fn read_ledger(ctx: &LoadContext, chunk: &Chunk) -> Result<Vec<(u64, u64)>> {
     let mut attempt = 0;
     loop {
-        let result = writer::within(
+        let result = crate::target::within(
             ctx.options.statement_timeout,
             || format!("read the ledger of chunk {}", chunk.id),
             async {

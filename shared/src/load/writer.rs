@@ -20,7 +20,7 @@
 use super::format::{self, FormatDecision, LoadFormat, RawField, Step};
 use super::{LoadOptions, ledger};
 use crate::error::{Error, ErrorClass, Result};
-use crate::target::{Session, Target};
+use crate::target::{Session, Target, within};
 use bytes::Bytes;
 use futures::SinkExt;
 use std::sync::Arc;
@@ -112,21 +112,6 @@ struct Failed {
 
 fn at(step: Step) -> impl Fn(Error) -> Failed {
     move |error| Failed { step, error }
-}
-
-/// Awaits `fut` for at most `bound`; past it the step is a [`Error::Timeout`] naming `what`.
-pub(crate) async fn within<T>(
-    bound: Duration,
-    what: impl FnOnce() -> String,
-    fut: impl Future<Output = Result<T>>,
-) -> Result<T> {
-    match tokio::time::timeout(bound, fut).await {
-        Ok(r) => r,
-        Err(_) => Err(Error::Timeout {
-            what: what(),
-            after: bound,
-        }),
-    }
 }
 
 pub(crate) struct Writer {

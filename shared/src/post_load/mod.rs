@@ -5,7 +5,9 @@
 //! EXISTS "name" ON "s"."t" (..)`, which answers a job id; each foreign key is `ALTER TABLE ..
 //! ADD CONSTRAINT .. FOREIGN KEY .. NOT VALID` then `ALTER TABLE ASYNC .. VALIDATE CONSTRAINT ..`,
 //! a job too. The work is split so that the CLI and the serverless pipeline can share it:
-//! - [`submit`] runs every statement once and returns the jobs DSQL started;
+//! - [`waves`] orders the statements so that no two jobs of one wave touch the same table
+//!   (two builds on one table can wait on each other);
+//! - [`submit`] runs a wave's statements once and returns the jobs DSQL started;
 //! - [`poll`] reads their states from `sys.jobs` without waiting (a Step Functions poll loop);
 //! - [`wait`] blocks on one job: `CALL sys.wait_for_job('<id>')` in autocommit, bounded and
 //!   repeated, then `sys.jobs` read again (a job can end `completed` with its error in
@@ -28,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::load::LoadOptions;
 use crate::mapping::Mapping;
 use crate::migrate::retrying;
-use crate::target::Target;
+use crate::target::{Target, within};
 use jobs::{JobId, JobState};
 use std::time::{Duration, Instant};
 
@@ -89,29 +91,24 @@ pub struct Submitted {
     pub jobs: Vec<SubmittedJob>,
 }
 
-/// Awaits `fut` for at most `bound`, else a [`Error::Timeout`] naming `what`.
-async fn within<T>(bound: Duration, what: &str, fut: impl Future<Output = Result<T>>) -> Result<T> {
-    tokio::time::timeout(bound, fut).await.unwrap_or_else(|_| {
-        Err(Error::Timeout {
-            what: what.to_string(),
-            after: bound,
-        })
-    })
+/// The post-load statements of the target's dialect, in waves ([`ddl::post_load_waves`]): each
+/// wave is submitted, and its jobs waited for, before the next.
+pub fn waves(target: &Target, mapping: &Mapping) -> Vec<Vec<Statement>> {
+    ddl::post_load_waves(mapping, target.dialect())
 }
 
-/// Runs every post-load statement of the target's dialect once and returns the jobs started
-/// (or adopted: see the module doc on running twice).
+/// Runs each statement once and returns the jobs started (or adopted: see the module doc on
+/// running twice). Give it one wave at a time.
 pub async fn submit(
     target: &Target,
-    mapping: &Mapping,
+    statements: &[Statement],
     options: &PostLoadOptions,
 ) -> Result<Submitted> {
-    let statements = ddl::post_load_statements(mapping, target.dialect());
     let mut out = Submitted {
         statements: statements.len(),
         jobs: Vec::new(),
     };
-    for st in &statements {
+    for st in statements {
         let job = retrying(target, &st.what, |client| async move {
             submit_one(&client, st, options).await
         })
@@ -142,12 +139,12 @@ async fn submit_one(
                 _ => Ok(None),
             }
         };
-        return within(bound, &st.what, run).await;
+        return within(bound, || st.what.clone(), run).await;
     };
     let find = || {
         within(
             bound,
-            &st.what,
+            || st.what.clone(),
             jobs::find(client, &st.what, schema, object),
         )
     };
@@ -157,7 +154,7 @@ async fn submit_one(
     {
         return Ok(Some(job));
     }
-    let answer = within(bound, &st.what, async {
+    let answer = within(bound, || st.what.clone(), async {
         match client.simple_query(&st.sql).await {
             Ok(messages) => {
                 jobs::job_in_answer(&messages).map_err(|reason| Error::UnexpectedAnswer {
@@ -204,7 +201,7 @@ pub async fn poll(target: &Target, jobs: &[SubmittedJob]) -> Result<Vec<JobState
                 out.push(
                     within(
                         options.statement_timeout,
-                        "read a job's state",
+                        || "read a job's state".to_string(),
                         jobs::status(&client, &j.job),
                     )
                     .await?,
@@ -243,7 +240,7 @@ async fn wait_round(
     }
     let state = within(
         options.statement_timeout,
-        "read a job's state",
+        || "read a job's state".to_string(),
         jobs::status(&client, job),
     )
     .await?;
@@ -330,7 +327,7 @@ pub async fn restart_identities(
         let col = &col;
         let done = retrying(target, &col.what, |client| async move {
             let max_sql = col.max_sql();
-            let max: Option<i64> = within(options.read_timeout, &col.what, async {
+            let max: Option<i64> = within(options.read_timeout, || col.what.clone(), async {
                 client
                     .query_one(max_sql.as_str(), &[])
                     .await
@@ -346,7 +343,7 @@ pub async fn restart_identities(
                 reason: "the largest value is bigint's largest: no next value".into(),
             })?;
             let sql = col.restart_sql(next);
-            within(options.statement_timeout, &col.what, async {
+            within(options.statement_timeout, || col.what.clone(), async {
                 client
                     .batch_execute(&sql)
                     .await
@@ -361,13 +358,16 @@ pub async fn restart_identities(
     Ok(restarted)
 }
 
-/// Everything, in order: submit, wait for each job, restart identities. Returns the number of
-/// statements run (submissions and restarts).
+/// Everything, in order: each wave submitted and its jobs waited for, then the identity
+/// restarts. Returns the number of statements run (submissions and restarts).
 pub async fn run(target: &Target, mapping: &Mapping, options: &PostLoadOptions) -> Result<usize> {
-    let submitted = submit(target, mapping, options).await?;
-    for job in &submitted.jobs {
-        wait(target, job, options).await?;
+    let mut statements = 0;
+    for wave in waves(target, mapping) {
+        let submitted = submit(target, &wave, options).await?;
+        for job in &submitted.jobs {
+            wait(target, job, options).await?;
+        }
+        statements += submitted.statements;
     }
-    let restarted = restart_identities(target, mapping, options).await?;
-    Ok(submitted.statements + restarted)
+    Ok(statements + restart_identities(target, mapping, options).await?)
 }

@@ -248,15 +248,12 @@ impl Target {
     /// Opens a new connection that also reports its command tags ([`Session::last_tag`]).
     /// The whole connect is bounded by [`TargetOptions::connect_timeout`].
     pub async fn session(&self) -> Result<Session> {
-        let what = || format!("connect to {}", self.display);
-        let bound = self.options.connect_timeout;
-        match tokio::time::timeout(bound, self.open()).await {
-            Ok(session) => session,
-            Err(_) => Err(Error::Timeout {
-                what: what(),
-                after: bound,
-            }),
-        }
+        within(
+            self.options.connect_timeout,
+            || format!("connect to {}", self.display),
+            self.open(),
+        )
+        .await
     }
 
     async fn open(&self) -> Result<Session> {
@@ -367,6 +364,22 @@ impl Target {
     }
 }
 
+/// Awaits `fut` for at most `bound`; past it, an [`Error::Timeout`] naming `what` (made only
+/// then). The caller drops the connection the call was on: its answer may still come.
+pub async fn within<T>(
+    bound: Duration,
+    what: impl FnOnce() -> String,
+    fut: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(bound, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(Error::Timeout {
+            what: what(),
+            after: bound,
+        }),
+    }
+}
+
 /// Commits `tx`, waiting at most `bound`, and checks the command tag the server answered
 /// (`tags` of the transaction's connection: [`Session::tags`]). `COMMIT` is success; `ROLLBACK`
 /// is an [`Error::CommitTag`] of class Conflict (nothing was written: safe to send again); any
@@ -379,16 +392,10 @@ pub async fn commit_checked(
     what: &str,
 ) -> Result<()> {
     let (before, _) = tags.last();
-    match tokio::time::timeout(bound, tx.commit()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(Error::db(what, e)),
-        Err(_) => {
-            return Err(Error::Timeout {
-                what: what.to_string(),
-                after: bound,
-            });
-        }
-    }
+    within(bound, || what.to_string(), async {
+        tx.commit().await.map_err(|e| Error::db(what, e))
+    })
+    .await?;
     let (after, tag) = tags.last();
     if after == before || tag != "COMMIT" {
         return Err(Error::CommitTag {
