@@ -71,16 +71,7 @@ async fn load_chunks_of(
     chunk_rows: u64,
 ) -> (snap2dsql::Result<Vec<ChunkOutcome>>, LoadContext) {
     let chunks = f.chunks(chunk_rows).await;
-    let (orphans, _) = snap2dsql::load::orphans::scan(&f.export, &f.mapping)
-        .await
-        .unwrap();
-    let ctx = LoadContext::new(
-        f.export.clone(),
-        Arc::new(f.mapping.clone()),
-        target.clone(),
-        orphans,
-        options,
-    );
+    let (ctx, _) = f.ctx(target, options).await;
     let result = migrate::load_chunks(&ctx, &chunks, 2, &|_, _| {}).await;
     (result, ctx)
 }
@@ -165,25 +156,8 @@ async fn every_binary_copy_switch_loads_exactly_once_and_reports_the_format() {
 async fn a_commit_answered_rollback_by_dsql_is_seen() {
     let standin = start(|_| {}).await;
     let target = Target::parse(&standin.db("dt_rollback")).await.unwrap();
-    let mut session = target.session().await.unwrap();
-    session
-        .batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
-        .await
-        .unwrap();
-    let tags = session.tags();
-    let tx = session.client.transaction().await.unwrap();
-    tx.execute("INSERT INTO t VALUES (1)", &[]).await.unwrap();
     // DSQL refuses TRUNCATE (0A000); inside BEGIN that aborts the transaction [REC §5.4].
-    let refused = tx.batch_execute("TRUNCATE t").await.unwrap_err();
-    assert_eq!(refused.code().map(|c| c.code()), Some("0A000"));
-    let err = snap2dsql::target::commit_checked(tx, &tags, Duration::from_secs(5), "commit")
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, Error::CommitTag { tag, .. } if tag == "ROLLBACK"),
-        "{err:?}"
-    );
-    assert_eq!(scalar(&session, "SELECT count(*) FROM t").await, 0);
+    crate::write_path::commit_answered_rollback(&target, "TRUNCATE t", "0A000").await;
 }
 
 /// Loads `f` while `fault` acts on the stand-in, then checks the target holds exactly the
@@ -505,18 +479,20 @@ async fn plan_run_verify_end_to_end_under_each_switch() {
         let target = standin.db("dt_e2e_target");
         let report = dir.path().join(format!("{case}.json"));
         let report_s = report.display().to_string();
-        let run = [
-            "run",
+        let inputs = [
             "--export",
-            &export_s,
+            export_s.as_str(),
             "--mapping",
             &mapping_s,
             "--target",
             &target,
-            "--create-tables",
-            "--report",
-            &report_s,
         ];
+        let run = [
+            &["run"],
+            &inputs[..],
+            &["--create-tables", "--report", &report_s],
+        ]
+        .concat();
         let stdout = snap2dsql(&run);
         assert!(
             stdout.contains(&format!("rows sent as {}", want.describe())),
@@ -531,15 +507,7 @@ async fn plan_run_verify_end_to_end_under_each_switch() {
             usize::from(want != LoadFormat::Binary),
             "{case}: {json}"
         );
-        snap2dsql(&[
-            "verify",
-            "--export",
-            &export_s,
-            "--mapping",
-            &mapping_s,
-            "--target",
-            &target,
-        ]);
+        snap2dsql(&[&["verify"], &inputs[..]].concat());
         // Indexes valid, foreign keys validated, identities restarted: read upstream.
         let db = connect(&standin.direct_url(&target)).await;
         let invalid = scalar(

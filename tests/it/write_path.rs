@@ -182,22 +182,21 @@ async fn every_load_format_loads_every_type_exactly() {
     }
 }
 
-#[tokio::test]
-async fn a_commit_answered_rollback_is_an_error_that_wrote_nothing() {
-    let url = pg().create_db("wp_rollback");
-    let target = Target::parse(&url).await.unwrap();
+/// In a transaction on `target`, a row inserted then `refused_sql` (answered `code`, which
+/// aborts the transaction): the COMMIT that follows is answered `ROLLBACK`, which
+/// [`snap2dsql::target::commit_checked`] reports as an error of class Conflict, and nothing was
+/// written. A clean transaction on the same session commits.
+pub(crate) async fn commit_answered_rollback(target: &Target, refused_sql: &str, code: &str) {
     let mut session = target.session().await.unwrap();
     session
-        .batch_execute("CREATE TABLE t (v int)")
+        .batch_execute("CREATE TABLE t (v int PRIMARY KEY)")
         .await
         .unwrap();
     let tags = session.tags();
     let tx = session.client.transaction().await.unwrap();
     tx.execute("INSERT INTO t VALUES (1)", &[]).await.unwrap();
-    // A refused statement the client does not stop at: the transaction is aborted, and the
-    // COMMIT that follows "succeeds" with the tag ROLLBACK.
-    let refused = tx.batch_execute("SELECT 1 / 0").await.unwrap_err();
-    assert_eq!(refused.code().map(|c| c.code()), Some("22012"));
+    let refused = tx.batch_execute(refused_sql).await.unwrap_err();
+    assert_eq!(refused.code().map(|c| c.code()), Some(code));
     let err =
         snap2dsql::target::commit_checked(tx, &tags, Duration::from_secs(5), "commit batch 7")
             .await
@@ -213,13 +212,20 @@ async fn a_commit_answered_rollback_is_an_error_that_wrote_nothing() {
         "{err}"
     );
     assert_eq!(scalar(&session, "SELECT count(*) FROM t").await, 0);
-    // The same session, a clean transaction: COMMIT answers COMMIT.
     let tx = session.client.transaction().await.unwrap();
     tx.execute("INSERT INTO t VALUES (2)", &[]).await.unwrap();
     snap2dsql::target::commit_checked(tx, &tags, Duration::from_secs(5), "commit batch 8")
         .await
         .unwrap();
     assert_eq!(scalar(&session, "SELECT count(*) FROM t").await, 1);
+}
+
+#[tokio::test]
+async fn a_commit_answered_rollback_is_an_error_that_wrote_nothing() {
+    // A refused statement the client does not stop at: the transaction is aborted, and the
+    // COMMIT that follows "succeeds" with the tag ROLLBACK.
+    let target = Target::parse(&pg().create_db("wp_rollback")).await.unwrap();
+    commit_answered_rollback(&target, "SELECT 1 / 0", "22012").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -260,6 +266,20 @@ async fn a_statement_without_answer_is_cut_at_its_bound_and_the_batch_retried() 
     assert_exact(&db, f.ns()).await;
 }
 
+/// Makes each COMMIT of a batch whose ledger row satisfies `condition` (SQL over `NEW`) take
+/// `seconds` longer: a deferred trigger on the ledger sleeps at commit time.
+fn slow_commits(url: &str, condition: &str, seconds: f64) {
+    pg().psql(
+        db_name(url),
+        &format!(
+            "CREATE FUNCTION snap2dsql.slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN IF {condition} THEN PERFORM pg_sleep({seconds}); END IF; RETURN NULL; END $$;
+             CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON snap2dsql.ledger
+               DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION snap2dsql.slow_commit();"
+        ),
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_commit_without_answer_is_settled_by_the_ledger() {
     let url = storefront_db("wp_slow_commit", 200, 3_000);
@@ -267,13 +287,7 @@ async fn a_commit_without_answer_is_settled_by_the_ledger() {
     let target = f.target(0.0).await;
     // The first batch of each chunk commits after 3 s: its COMMIT is cut at 1 s, the batch is
     // retried while the first COMMIT is still going through.
-    pg().psql(
-        db_name(&url),
-        "CREATE FUNCTION snap2dsql.slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN IF NEW.first_row = 0 THEN PERFORM pg_sleep(3); END IF; RETURN NULL; END $$;
-         CREATE CONSTRAINT TRIGGER slow_commit AFTER INSERT ON snap2dsql.ledger
-           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION snap2dsql.slow_commit();",
-    );
+    slow_commits(&url, "NEW.first_row = 0", 3.0);
     let outcomes = load_with(
         &f,
         &f.mapping,
@@ -328,13 +342,7 @@ async fn writers_replace_connections_at_the_configured_age() {
     let f = Fixture::new(&url, None, 10_000, 1_000).await;
     let target = f.target(0.0).await;
     // Each commit takes 0.15 s: 31 batches of one writer last about 5 s.
-    pg().psql(
-        db_name(&url),
-        "CREATE FUNCTION snap2dsql.slow() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN PERFORM pg_sleep(0.15); RETURN NULL; END $$;
-         CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON snap2dsql.ledger
-           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION snap2dsql.slow();",
-    );
+    slow_commits(&url, "true", 0.15);
     let young = LoadOptions {
         connection_max_age: Duration::from_secs(1),
         ..options(100, 1)
