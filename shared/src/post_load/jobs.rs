@@ -128,19 +128,38 @@ pub fn wait_sql(job: &JobId) -> String {
 pub const FIND_SQL: &str = "SELECT job_id::text, status::text, details::text FROM sys.jobs \
      WHERE object_name::text IN ($1::text, $2::text) ORDER BY start_time DESC NULLS LAST LIMIT 1";
 
+/// The first row of a simple query's answer, as texts (`None`: the answer has no row).
+async fn first_row(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    what: String,
+) -> Result<Option<Vec<Option<String>>>> {
+    let messages = client
+        .simple_query(sql)
+        .await
+        .map_err(|e| Error::statement(what, sql, e))?;
+    Ok(messages.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => {
+            Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+        }
+        _ => None,
+    }))
+}
+
 /// The state of `job` (one short read, no waiting: a poll loop's step).
 pub async fn status(client: &tokio_postgres::Client, job: &JobId) -> Result<JobState> {
-    let sql = status_sql(job);
-    let messages = client
-        .simple_query(&sql)
-        .await
-        .map_err(|e| Error::statement(format!("read the state of job {job}"), &sql, e))?;
-    for m in &messages {
-        if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
-            return Ok(JobState::from_row(r.get(0).unwrap_or(""), r.get(1)));
+    let row = first_row(
+        client,
+        &status_sql(job),
+        format!("read the state of job {job}"),
+    )
+    .await?;
+    Ok(match row.as_deref() {
+        Some([status, details, ..]) => {
+            JobState::from_row(status.as_deref().unwrap_or(""), details.as_deref())
         }
-    }
-    Ok(JobState::Missing)
+        _ => JobState::Missing,
+    })
 }
 
 /// The newest job whose object is `schema.object` (unquoted, as recorded, or quoted); `what`
@@ -177,17 +196,10 @@ pub async fn find(
 /// `CALL sys.wait_for_job('<id>')`: blocks until the job ends. Returns the boolean of its row
 /// when it answers one (`t`/`f`), `None` when it answers only the `CALL` tag.
 pub async fn call_wait(client: &tokio_postgres::Client, job: &JobId) -> Result<Option<bool>> {
-    let sql = wait_sql(job);
-    let messages = client
-        .simple_query(&sql)
-        .await
-        .map_err(|e| Error::statement(format!("wait for job {job}"), &sql, e))?;
-    for m in &messages {
-        if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
-            return Ok(r.get(0).map(|v| matches!(v, "t" | "true" | "1")));
-        }
-    }
-    Ok(None)
+    let row = first_row(client, &wait_sql(job), format!("wait for job {job}")).await?;
+    Ok(row
+        .and_then(|r| r.into_iter().next().flatten())
+        .map(|v| matches!(v.as_str(), "t" | "true" | "1")))
 }
 
 #[cfg(test)]
