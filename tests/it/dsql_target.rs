@@ -556,3 +556,25 @@ async fn plan_run_verify_end_to_end_under_each_switch() {
         assert_eq!((json["ok"].as_bool(), written), (Some(true), 0), "{case}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_statement_dsql_refuses_is_named_with_dsqls_rule() {
+    let standin = start(|_| {}).await;
+    let (f, target) = storefront(&standin, "dt_refused", 20, 100, TargetOptions::default()).await;
+    // PostgreSQL's dialect sent to DSQL: its synchronous CREATE INDEX is refused [REC §3.2].
+    let postgres = target.with_dialect(snap2dsql::ddl::Dialect::Postgres);
+    let err = migrate::post_load(&postgres, &f.mapping).await.unwrap_err();
+    let text = err.to_string();
+    assert!(text.starts_with("index "), "{text}");
+    assert!(
+        text.contains(": statement `CREATE INDEX IF NOT EXISTS "),
+        "{text}"
+    );
+    assert!(
+        text.ends_with(
+            "server answered SQLSTATE 0A000: unsupported mode. please use CREATE INDEX ASYNC."
+        ),
+        "{text}"
+    );
+    assert_eq!(err.class(), ErrorClass::Fatal);
+}

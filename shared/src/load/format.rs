@@ -75,12 +75,14 @@ impl LoadFormat {
         }
     }
 
-    fn index(self) -> u8 {
+    /// Its number in an atomic.
+    pub(crate) fn index(self) -> u8 {
         self as u8
     }
 
-    fn from_index(i: u8) -> LoadFormat {
-        LoadFormat::ALL[usize::from(i).min(2)]
+    /// The format numbered `i`, if any.
+    pub(crate) fn from_index(i: u8) -> Option<LoadFormat> {
+        LoadFormat::ALL.get(usize::from(i)).copied()
     }
 }
 
@@ -143,7 +145,7 @@ impl FormatDecision {
 
     /// The format batches use now.
     pub fn current(&self) -> LoadFormat {
-        LoadFormat::from_index(self.current.load(Ordering::SeqCst))
+        LoadFormat::from_index(self.current.load(Ordering::SeqCst)).unwrap_or(LoadFormat::Insert)
     }
 
     /// A batch committed in `format`.

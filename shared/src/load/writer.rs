@@ -91,16 +91,11 @@ impl Default for LastFormat {
 
 impl LastFormat {
     fn set(&self, f: LoadFormat) {
-        self.0.store(f as u8, Ordering::Relaxed);
+        self.0.store(f.index(), Ordering::Relaxed);
     }
 
     pub fn get(&self) -> Option<LoadFormat> {
-        match self.0.load(Ordering::Relaxed) {
-            0 => Some(LoadFormat::Binary),
-            1 => Some(LoadFormat::Text),
-            2 => Some(LoadFormat::Insert),
-            _ => None,
-        }
+        LoadFormat::from_index(self.0.load(Ordering::Relaxed))
     }
 }
 
