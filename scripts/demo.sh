@@ -43,11 +43,11 @@ sed -i 's/^on_orphan = "fail"/on_orphan = "null"/' "$work/plan/mapping.toml"
 echo
 echo "== 4. run: load into a PostgreSQL that enforces DSQL's limits, with 5% injected OCC conflicts"
 "$bin" run --export "$work/export" --mapping "$work/plan/mapping.toml" --target "$dst" \
-  --create-tables --guard-dsql-limits --inject-conflicts 0.05 --report "$work/report.json"
+  --create-tables --guard-dsql-limits --inject-conflicts 0.05 --target-dialect postgres --report "$work/report.json"
 
 echo
 echo "== 5. rerun: the ledger makes it a no-op"
-"$bin" run --export "$work/export" --mapping "$work/plan/mapping.toml" --target "$dst" --report "$work/report-rerun.json" | tail -n 4
+"$bin" run --export "$work/export" --mapping "$work/plan/mapping.toml" --target "$dst" --target-dialect postgres --report "$work/report-rerun.json" | tail -n 4
 echo
 echo "== 6. verify: every row of the export against the target (counts, NULLs, row fingerprints)"
 "$bin" verify --export "$work/export" --mapping "$work/plan/mapping.toml" --target "$dst" \

@@ -135,6 +135,30 @@ pub struct RunArgs {
     /// Write the summary as JSON to this file.
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// The rules the target follows: dsql (default, for DSQL endpoints and for a local DSQL
+    /// stand-in alike: async indexes and their jobs, NOT VALID foreign keys validated
+    /// asynchronously), or postgres: plain PostgreSQL statements, which is no rehearsal of DSQL.
+    #[arg(long, default_value = "dsql")]
+    pub target_dialect: String,
+    /// The load format tried first: binary (COPY FORMAT binary), text (COPY FORMAT text) or
+    /// insert (multi-row INSERT). A format the target refuses falls back to the next, in that
+    /// order, for the whole run.
+    #[arg(long, default_value = "binary")]
+    pub load_format: String,
+    /// Seconds each statement of a batch (and a ledger read) may take before its connection is
+    /// dropped and the batch retried on a new one.
+    #[arg(long, default_value_t = snap2dsql::load::STATEMENT_TIMEOUT.as_secs())]
+    pub statement_timeout: u64,
+    /// Seconds a COMMIT may take before its connection is dropped; the ledger then says
+    /// whether it committed.
+    #[arg(long, default_value_t = snap2dsql::load::COMMIT_TIMEOUT.as_secs())]
+    pub commit_timeout: u64,
+    /// Seconds a connect (TCP, TLS, authentication) may take.
+    #[arg(long, default_value_t = snap2dsql::target::CONNECT_TIMEOUT.as_secs())]
+    pub connect_timeout: u64,
+    /// Seconds after which a writer replaces its connection (DSQL closes them at 3,600).
+    #[arg(long, default_value_t = snap2dsql::target::CONNECTION_MAX_AGE.as_secs())]
+    pub connection_max_age: u64,
     /// Rows per chunk (tests and tuning; default 2,000,000).
     #[arg(long, default_value_t = snap2dsql::chunk::CHUNK_MAX_ROWS, hide = true)]
     pub chunk_rows: u64,

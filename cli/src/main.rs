@@ -99,9 +99,16 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             .map_err(|e| Error::io(&ddl_path, e))?;
             let post_path = a.out.join("ddl-post-load.sql");
             let post_header = format!(
-                "{header}\nAfter the load: secondary indexes{}.",
+                "{header}\nAfter the load: secondary indexes{}{}.",
+                if plan.mapping.migration.foreign_keys {
+                    ", foreign keys"
+                } else {
+                    ""
+                },
                 if dialect == Dialect::Dsql {
-                    " (CREATE INDEX ASYNC: wait with SELECT sys.wait_for_job(id))"
+                    "\nCREATE INDEX ASYNC and ALTER TABLE ASYNC answer a job_id: wait for each with\n\
+                     CALL sys.wait_for_job('<job_id>'), in autocommit, then check that its row in\n\
+                     sys.jobs has status completed and NULL details (a failed job also ends completed)"
                 } else {
                     ""
                 }

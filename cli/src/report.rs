@@ -197,6 +197,7 @@ pub fn print_run(
     tables: &[snap2dsql::migrate::TableResult],
     seconds: f64,
     written: u64,
+    format: &snap2dsql::load::format::FormatReport,
     full: bool,
 ) {
     println!(
@@ -230,6 +231,12 @@ pub fn print_run(
             ""
         }
     );
+    if let Some(f) = format.format {
+        println!("rows sent as {}", f.describe());
+    }
+    for why in &format.fallbacks {
+        println!("  fell back: {why}");
+    }
 }
 
 /// The verification summary: one line per table, the listed differences, throughput.

@@ -3,17 +3,19 @@
 use crate::args::{ExportArgs, RunArgs, StatusArgs};
 use crate::report::TableBars;
 use snap2dsql::chunk::plan_chunks_with;
+use snap2dsql::ddl::Dialect;
 use snap2dsql::error::{Error, Result};
 use snap2dsql::export::Export;
+use snap2dsql::load::format::{FormatReport, LoadFormat};
 use snap2dsql::load::{LoadContext, LoadOptions};
 use snap2dsql::mapping::Mapping;
 use snap2dsql::migrate;
 use snap2dsql::schema::SourceSchema;
-use snap2dsql::target::Target;
+use snap2dsql::target::{Target, TargetOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The given mapping, or a fresh plan of the export.
 pub(crate) async fn mapping_for(
@@ -50,6 +52,8 @@ struct RunReport {
     seconds: f64,
     rows_per_second: f64,
     chunks: usize,
+    /// How the rows were sent, and why earlier formats were left.
+    load_format: FormatReport,
     tables: Vec<migrate::TableResult>,
     orphans: Vec<snap2dsql::load::orphans::OrphanReport>,
     post_load_statements: usize,
@@ -59,6 +63,14 @@ struct RunReport {
     ok: bool,
 }
 
+/// A whole number of seconds from a flag, above zero.
+fn seconds(flag: &str, value: u64) -> Result<Duration> {
+    if value == 0 {
+        return Err(Error::Usage(format!("--{flag} must be at least 1 second")));
+    }
+    Ok(Duration::from_secs(value))
+}
+
 pub async fn run(a: RunArgs, full: bool) -> Result<ExitCode> {
     let started = Instant::now();
     let options = LoadOptions {
@@ -66,12 +78,21 @@ pub async fn run(a: RunArgs, full: bool) -> Result<ExitCode> {
         batch_bytes: a.batch_bytes,
         connections: a.concurrency,
         max_attempts: a.max_attempts,
+        first_format: a.load_format.parse::<LoadFormat>()?,
+        statement_timeout: seconds("statement-timeout", a.statement_timeout)?,
+        commit_timeout: seconds("commit-timeout", a.commit_timeout)?,
+        connection_max_age: seconds("connection-max-age", a.connection_max_age)?,
         ..LoadOptions::default()
     };
     options.validate()?;
+    let target_options = TargetOptions {
+        dialect: a.target_dialect.parse::<Dialect>().map_err(Error::Usage)?,
+        connect_timeout: seconds("connect-timeout", a.connect_timeout)?,
+        ..TargetOptions::default()
+    };
     let export = Export::open(&a.export.export, a.export.database.as_deref()).await?;
     let mapping = mapping_for(&a.export, &a.mapping, &export).await?;
-    let target = Target::parse(&a.target).await?;
+    let target = Target::parse_with(&a.target, target_options).await?;
     migrate::prepare_target(&target, &mapping, a.create_tables).await?;
     if a.guard_dsql_limits {
         migrate::install_guard(&target, &mapping, a.inject_conflicts).await?;
@@ -97,13 +118,13 @@ pub async fn run(a: RunArgs, full: bool) -> Result<ExitCode> {
             eprintln!("  {e}");
         }
     }
-    let ctx = LoadContext {
-        export: Arc::new(export),
-        mapping: Arc::new(mapping),
+    let ctx = LoadContext::new(
+        Arc::new(export),
+        Arc::new(mapping),
         target,
         orphans,
         options,
-    };
+    );
     let bars = TableBars::new(&ctx.mapping, &chunks);
     let load_started = Instant::now();
     let outcomes = migrate::load_chunks(&ctx, &chunks, a.parallel_chunks, &|table, rows| {
@@ -114,6 +135,7 @@ pub async fn run(a: RunArgs, full: bool) -> Result<ExitCode> {
     let outcomes = outcomes?;
     let load_seconds = load_started.elapsed().as_secs_f64();
     let written: u64 = outcomes.iter().map(|o| o.rows_written).sum();
+    let load_format = ctx.format.report(written > 0);
     let post_load = if full {
         migrate::post_load(&ctx.target, &ctx.mapping).await?
     } else {
@@ -153,7 +175,7 @@ pub async fn run(a: RunArgs, full: bool) -> Result<ExitCode> {
     let ok = tables
         .iter()
         .all(|t| t.status == "ok" || t.status == "match");
-    crate::report::print_run(&tables, load_seconds, written, full);
+    crate::report::print_run(&tables, load_seconds, written, &load_format, full);
     if let Some(v) = &verified {
         crate::report::print_verify(v);
     }
@@ -168,6 +190,7 @@ pub async fn run(a: RunArgs, full: bool) -> Result<ExitCode> {
             0.0
         },
         chunks: chunks.len(),
+        load_format,
         tables,
         orphans: orphan_reports,
         post_load_statements: post_load,

@@ -59,6 +59,9 @@ fn run_verifies_and_verify_exits_1_on_a_damaged_row() {
         "--target",
         &dst,
         "--create-tables",
+        // A plain PostgreSQL, not the DSQL stand-in: its own dialect.
+        "--target-dialect",
+        "postgres",
     ]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("every table matches"), "{out}");

@@ -5,6 +5,7 @@
 //! instead of reading its text.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Where in the export a value came from: enough for a user to find it with any Parquet tool.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,22 +104,109 @@ pub enum Error {
         reason: String,
     },
 
-    /// A database call failed; `context` says what was being done.
+    /// A database call failed; `context` says what was being done (and, for a statement the
+    /// server refused, the statement as sent, shortened: [`Error::statement`]).
     #[error("{context}: {}", pg_text(source))]
     Db {
         context: String,
         #[source]
         source: tokio_postgres::Error,
     },
+
+    /// The target's host could not be reached (resolution, TCP connect, socket options).
+    #[error("{what}: {source}")]
+    Connect {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A call to the target did not answer within its bound (a silent connection: no bytes,
+    /// socket open). The connection is dropped and the work retried on a new one.
+    #[error("{what}: no answer within {} s (the connection is dropped)", after.as_secs_f64())]
+    Timeout { what: String, after: Duration },
+
+    /// A COMMIT whose command tag is not `COMMIT`. `ROLLBACK`: the server rolled the
+    /// transaction back (it had been aborted) and nothing of it was written. Any other tag
+    /// leaves the outcome unknown until the ledger is read.
+    #[error("{what}: COMMIT answered {tag:?}: {}", commit_tag_meaning(tag))]
+    CommitTag { what: String, tag: String },
+
+    /// A converted value could not be written in a fallback load format (text COPY): the
+    /// encoder and the text printer disagree, which is a bug.
+    #[error(
+        "chunk {chunk}, row {row}, column {column:?}: cannot write the value as COPY text: {reason}"
+    )]
+    Reencode {
+        chunk: String,
+        row: u64,
+        column: String,
+        reason: String,
+    },
+
+    /// The server answered something the tool cannot use (a malformed job id, a value out of
+    /// range): `what` names the statement.
+    #[error("{what}: unusable answer: {reason}")]
+    UnexpectedAnswer { what: String, reason: String },
+
+    /// A post-load job (`CREATE INDEX ASYNC`, `ALTER TABLE ASYNC .. VALIDATE CONSTRAINT`) ended
+    /// without doing its work; `details` is DSQL's own account (`sys.jobs.details`).
+    #[error("{what}: DSQL job {job} ended {status}: {details}")]
+    JobFailed {
+        what: String,
+        job: String,
+        status: String,
+        details: String,
+    },
 }
 
 /// A tokio-postgres error with its cause: its own text is only "db error" (or "error
-/// communicating with the server"), the server's message and the I/O error are its source.
+/// communicating with the server"), the server's message and the I/O error are its source. A
+/// server's answer is printed as `SQLSTATE <code>: <message>` (with its detail and hint).
 fn pg_text(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = format!(
+            "server answered SQLSTATE {}: {}",
+            db.code().code(),
+            db.message()
+        );
+        if let Some(detail) = db.detail() {
+            text.push_str(&format!(" (detail: {detail})"));
+        }
+        if let Some(hint) = db.hint() {
+            text.push_str(&format!(" (hint: {hint})"));
+        }
+        return text;
+    }
     match std::error::Error::source(e) {
         Some(cause) => format!("{e}: {cause}"),
         None => e.to_string(),
     }
+}
+
+/// The tag `ROLLBACK` on a COMMIT.
+pub const ROLLBACK_TAG: &str = "ROLLBACK";
+
+fn commit_tag_meaning(tag: &str) -> &'static str {
+    if tag == ROLLBACK_TAG {
+        "the server rolled the transaction back, nothing was written"
+    } else {
+        "not COMMIT: whether the transaction committed is unknown"
+    }
+}
+
+/// Longest statement text quoted in an error message.
+const STATEMENT_QUOTE_CHARS: usize = 160;
+
+/// A statement as an error message quotes it: whitespace runs folded to one space, at most
+/// [`STATEMENT_QUOTE_CHARS`] characters (then `...`).
+pub fn shorten_statement(sql: &str) -> String {
+    let folded = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    if folded.chars().count() <= STATEMENT_QUOTE_CHARS {
+        return folded;
+    }
+    let cut: String = folded.chars().take(STATEMENT_QUOTE_CHARS).collect();
+    format!("{cut}...")
 }
 
 /// The library's result type.
@@ -137,6 +225,20 @@ impl Error {
     pub fn db(context: impl Into<String>, source: tokio_postgres::Error) -> Self {
         Error::Db {
             context: context.into(),
+            source,
+        }
+    }
+
+    /// Wraps the error of a statement with what it was for and the statement as sent
+    /// (shortened): `create index x on s.t: statement `CREATE INDEX ...` : server answered
+    /// SQLSTATE 0A000: ...`.
+    pub fn statement(
+        what: impl std::fmt::Display,
+        sql: &str,
+        source: tokio_postgres::Error,
+    ) -> Self {
+        Error::Db {
+            context: format!("{what}: statement `{}`", shorten_statement(sql)),
             source,
         }
     }
@@ -207,6 +309,16 @@ impl Error {
             },
             Error::Convert { .. } | Error::Orphan { .. } => ErrorClass::Data,
             Error::Batch { class, .. } => *class,
+            // The answer never came: the connection is replaced and the work retried; a COMMIT
+            // among them is settled by reading the ledger.
+            Error::Timeout { .. } | Error::Connect { .. } => ErrorClass::Connection,
+            // ROLLBACK: nothing was written and the session is fine: send the same transaction
+            // again, as after an optimistic-concurrency conflict (whose transaction DSQL also
+            // discards whole). A cause that persists exhausts the attempts and stops the chunk
+            // naming the batch. Another tag: the outcome is unknown, like a COMMIT whose
+            // answer was lost: the connection is replaced and the ledger says.
+            Error::CommitTag { tag, .. } if tag == ROLLBACK_TAG => ErrorClass::Conflict,
+            Error::CommitTag { .. } => ErrorClass::Connection,
             _ => ErrorClass::Fatal,
         }
     }

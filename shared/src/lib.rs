@@ -15,6 +15,8 @@
 //! - [`chunk`]: the export cut into units of loading work, from footers alone.
 //! - [`target`]: connections to PostgreSQL or DSQL (IAM token, verify-full TLS).
 //! - [`migrate`]: the steps around chunks: prepare the target, load all, post-load, count.
+//! - [`post_load`]: after the load: indexes and foreign keys (DSQL's async jobs, `sys.jobs`,
+//!   `CALL sys.wait_for_job`), identity restarts.
 //! - [`load`]: one chunk into the target exactly once (ledger), inside DSQL's limits.
 //! - [`db`]: connections to the source.
 //! - [`convert`]: exported values (typed or PostgreSQL text output) -> binary COPY fields of the
@@ -37,6 +39,7 @@ pub mod mapping;
 pub mod migrate;
 pub mod pipeline;
 pub mod plan;
+pub mod post_load;
 pub mod schema;
 pub mod store;
 pub mod target;

@@ -6,18 +6,15 @@ use crate::ddl::{self, Dialect};
 use crate::error::{Error, Result};
 use crate::load::{self, ChunkOutcome, LoadContext};
 use crate::mapping::Mapping;
-use crate::target::Target;
+use crate::target::{Target, within};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// The DDL dialect a target speaks.
+/// The dialect the tool speaks to a target: DSQL unless the target was opened with
+/// [`Target::with_dialect`] (`--target-dialect postgres`).
 pub fn dialect_of(target: &Target) -> Dialect {
-    if target.is_dsql() {
-        Dialect::Dsql
-    } else {
-        Dialect::Postgres
-    }
+    target.dialect()
 }
 
 /// Runs `step` on a new connection, and again on another one after a retryable failure (a
@@ -55,16 +52,29 @@ pub async fn prepare_target(target: &Target, mapping: &Mapping, create_tables: b
     } else {
         Vec::new()
     };
+    // Each DDL statement is bounded like a post-load statement: a silent connection is dropped
+    // and the whole preparation run again on a new one (every statement is IF NOT EXISTS).
+    let bound = crate::post_load::STATEMENT_TIMEOUT;
     retrying(target, "prepare the target", |client| {
         let statements = &statements;
         async move {
-            load::ledger::ensure(&client).await?;
+            within(
+                bound,
+                || "create the ledger".into(),
+                load::ledger::ensure(&client),
+            )
+            .await?;
             for st in statements {
-                if let Err(e) = client.batch_execute(&st.sql).await
-                    && !e.code().is_some_and(|c| ddl::is_already_done(c.code()))
-                {
-                    return Err(Error::db(format!("create {}", st.what), e));
-                }
+                let what = format!("create {}", st.what);
+                within(bound, || what.clone(), async {
+                    match client.batch_execute(&st.sql).await {
+                        Err(e) if !e.code().is_some_and(|c| ddl::is_already_done(c.code())) => {
+                            Err(Error::statement(&what, &st.sql, e))
+                        }
+                        _ => Ok(()),
+                    }
+                })
+                .await?;
             }
             Ok(())
         }
@@ -110,49 +120,18 @@ pub async fn load_chunks(
         .await
 }
 
-/// Runs the post-load DDL: secondary indexes (DSQL: `CREATE INDEX ASYNC`, then waits for each
-/// job), then foreign keys when the mapping asks.
+/// Runs the post-load work ([`crate::post_load::run`]): secondary indexes and foreign keys
+/// (DSQL: async jobs, each waited for), then identity restarts. Returns the statements run.
 ///
-/// Running twice: indexes are `IF NOT EXISTS`; an existing constraint (42710) counts as done; so
-/// after a dropped connection all statements are run again on a new one.
+/// Running twice: see [`crate::post_load`]: existing objects count as done, running jobs are
+/// adopted, restarts set the same value.
 pub async fn post_load(target: &Target, mapping: &Mapping) -> Result<usize> {
-    let statements = ddl::post_load_statements(mapping, dialect_of(target));
-    retrying(target, "post-load DDL", |client| {
-        let statements = &statements;
-        async move { run_post_load(&client, statements).await }
-    })
-    .await?;
-    Ok(statements.len())
-}
-
-async fn run_post_load(
-    client: &tokio_postgres::Client,
-    statements: &[ddl::Statement],
-) -> Result<()> {
-    for st in statements {
-        if st.async_job {
-            let messages = client
-                .simple_query(&st.sql)
-                .await
-                .map_err(|e| Error::db(format!("create {}", st.what), e))?;
-            let job = messages.iter().find_map(|m| match m {
-                tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
-                _ => None,
-            });
-            if let Some(job) = job {
-                let wait = format!("SELECT sys.wait_for_job('{}')", job.replace('\'', "''"));
-                client
-                    .simple_query(&wait)
-                    .await
-                    .map_err(|e| Error::db(format!("wait for {} (job {job})", st.what), e))?;
-            }
-        } else if let Err(e) = client.batch_execute(&st.sql).await
-            && !e.code().is_some_and(|c| ddl::is_already_done(c.code()))
-        {
-            return Err(Error::db(format!("create {}", st.what), e));
-        }
-    }
-    Ok(())
+    crate::post_load::run(
+        target,
+        mapping,
+        &crate::post_load::PostLoadOptions::default(),
+    )
+    .await
 }
 
 /// Rows per target table, by `count(*)`.

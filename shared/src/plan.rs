@@ -378,6 +378,7 @@ fn build_mapping(
                 not_null,
                 drop: false,
                 rewrite: Rewrite::None,
+                identity: false,
                 keep_old: None,
                 references: None,
                 on_orphan: None,

@@ -381,6 +381,9 @@ async fn broken_inputs_load_correctly_or_fail_naming_what_and_where() {
                     &target,
                     "--create-tables",
                     "--guard-dsql-limits",
+                    // A plain PostgreSQL, not the DSQL stand-in: its own dialect.
+                    "--target-dialect",
+                    "postgres",
                 ]);
                 let mapping = Mapping::load(&mapping_path).unwrap();
                 let counts = target_vs_ledger(&target, &mapping).await;

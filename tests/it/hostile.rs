@@ -77,7 +77,11 @@ async fn hostile_names_are_quoted_everywhere_and_load_exactly() {
         t.target_schema = r#"dst "Ü"; DROP TABLE public.students"#.into();
     }
     mapping.validate("hostile mapping").unwrap();
-    let target = Target::parse(&url).await.unwrap();
+    // A plain PostgreSQL, not the DSQL stand-in: its own dialect for the post-load indexes.
+    let target = Target::parse(&url)
+        .await
+        .unwrap()
+        .with_dialect(snap2dsql::ddl::Dialect::Postgres);
     migrate::prepare_target(&target, &mapping, true)
         .await
         .unwrap();
@@ -90,16 +94,16 @@ async fn hostile_names_are_quoted_everywhere_and_load_exactly() {
         .unwrap();
     let export = Arc::new(export);
     let mapping = Arc::new(mapping);
-    let ctx = LoadContext {
-        export: export.clone(),
-        mapping: mapping.clone(),
-        target: target.clone(),
+    let ctx = LoadContext::new(
+        export.clone(),
+        mapping.clone(),
+        target.clone(),
         orphans,
-        options: LoadOptions {
+        LoadOptions {
             batch_rows: 100,
             ..LoadOptions::default()
         },
-    };
+    );
     let outcomes = migrate::load_chunks(&ctx, &chunks, 2, &|_, _| {})
         .await
         .unwrap();

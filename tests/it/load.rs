@@ -28,7 +28,7 @@ use tokio_postgres::Client;
 use uuid::Uuid;
 
 /// The target schema every test maps the `sales` tables to.
-const TARGET: &str = "sales_dsql";
+pub(crate) const TARGET: &str = "sales_dsql";
 
 /// A fresh database holding `scripts/storefront.sql` at the given size.
 pub(crate) fn storefront_db(prefix: &str, customers: u32, orders: u32) -> String {
@@ -132,18 +132,18 @@ impl Fixture {
         let (orphans, reports) = snap2dsql::load::orphans::scan(&self.export, &self.mapping)
             .await
             .unwrap();
-        let ctx = LoadContext {
-            export: self.export.clone(),
-            mapping: Arc::new(self.mapping.clone()),
-            target: target.clone(),
+        let ctx = LoadContext::new(
+            self.export.clone(),
+            Arc::new(self.mapping.clone()),
+            target.clone(),
             orphans,
             options,
-        };
+        );
         (ctx, reports)
     }
 
     pub(crate) fn args(&self, command: &str) -> Vec<String> {
-        vec![
+        let mut args = vec![
             command.into(),
             "--export".into(),
             self.export_dir.display().to_string(),
@@ -151,7 +151,12 @@ impl Fixture {
             self.mapping_path.display().to_string(),
             "--target".into(),
             self.url.clone(),
-        ]
+        ];
+        if command == "run" || command == "load" {
+            // A plain PostgreSQL with the DSQL guard, not the DSQL stand-in: its own dialect.
+            args.extend(["--target-dialect".into(), "postgres".into()]);
+        }
+        args
     }
 }
 

@@ -3,6 +3,7 @@
 mod convert_pg;
 mod corpus;
 mod deps;
+mod dsql_target;
 mod harness;
 mod hostile;
 mod load;
@@ -14,3 +15,4 @@ mod s3;
 mod schema;
 mod tls;
 mod verify;
+mod write_path;

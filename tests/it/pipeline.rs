@@ -85,6 +85,8 @@ impl Rehearsal {
 
         let mut all_env = vec![
             ("TARGET_URL", target_url.as_str()),
+            // A plain PostgreSQL with the DSQL guard, not the DSQL stand-in: its own dialect.
+            ("TARGET_DIALECT", "postgres"),
             ("EXPORT_BUCKET", BUCKET),
             ("EXPORT_PREFIX", "exports"),
             (

@@ -81,13 +81,13 @@ async fn export_in_s3_is_planned_and_loaded_like_a_local_one() {
         .await
         .unwrap();
     assert!(reports.is_empty());
-    let ctx = LoadContext {
-        export: Arc::new(remote),
-        mapping: Arc::new(mapping.clone()),
-        target: target.clone(),
+    let ctx = LoadContext::new(
+        Arc::new(remote),
+        Arc::new(mapping.clone()),
+        target.clone(),
         orphans,
-        options: LoadOptions::default(),
-    };
+        LoadOptions::default(),
+    );
     let outcomes = snap2dsql::migrate::load_chunks(&ctx, &chunks, 2, &|_, _| {})
         .await
         .unwrap();

@@ -373,13 +373,13 @@ async fn load_fresh(
     let (orphans, _) = snap2dsql::load::orphans::scan(export, mapping)
         .await
         .unwrap();
-    let ctx = LoadContext {
-        export: export.clone(),
-        mapping: mapping.clone(),
-        target: target.clone(),
+    let ctx = LoadContext::new(
+        export.clone(),
+        mapping.clone(),
+        target.clone(),
         orphans,
-        options: LoadOptions::default(),
-    };
+        LoadOptions::default(),
+    );
     snap2dsql::migrate::load_chunks(&ctx, &chunks, 2, &|_, _| {})
         .await
         .unwrap();

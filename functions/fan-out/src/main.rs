@@ -15,7 +15,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     snap2dsql_lambda::init_logging();
     let config = Config::from_env()?;
     let s3 = snap2dsql_lambda::s3_client().await;
-    let target = Target::parse(config.target_url()?).await?;
+    let target = config.target().await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<StepInput>| {
         handle(&s3, &target, &config, event)
     }))

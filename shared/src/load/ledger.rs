@@ -42,7 +42,11 @@ pub async fn ensure(client: &tokio_postgres::Client) -> Result<()> {
                 .code()
                 .is_some_and(|c| crate::ddl::is_already_done(c.code()) || c.code() == "23505")
             {
-                return Err(Error::db("create the ledger (snap2dsql.ledger)", e));
+                return Err(Error::statement(
+                    "create the ledger (snap2dsql.ledger)",
+                    sql,
+                    e,
+                ));
             }
         }
     }

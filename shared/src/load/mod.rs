@@ -2,32 +2,36 @@
 //!
 //! [`load_chunk`] reads the chunk's row groups as a stream of record batches (a projection of the
 //! mapped columns, bounded batch size: memory does not grow with the file), encodes rows into
-//! binary COPY batches bounded by rows and by bytes, and hands them to a few writer connections.
-//! Each batch is one transaction: its ledger row, then `COPY ... FROM STDIN (FORMAT binary)`,
-//! then COMMIT. Conflicts and lost connections retry the transaction with backoff; a DSQL limit
+//! binary COPY batches bounded by rows and by bytes, and hands them to a few writer connections
+//! ([`writer`]). Each batch is one transaction: its rows (binary COPY, or a fallback format the
+//! run switched to: [`format`]), its ledger row, then COMMIT with its tag checked. Conflicts,
+//! lost or silent connections and throttling retry the transaction with backoff; a DSQL limit
 //! (54000) or bad data stops the chunk with the batch or row named.
 //!
 //! Running twice: the ledger lists the committed row ranges of the chunk; a rerun skips them
 //! (whole row groups are not even read) and writes only the rest. A finished chunk writes nothing.
 
 pub mod encode;
+pub mod format;
 pub mod guard;
 pub mod ledger;
 pub mod orphans;
 pub mod read;
+mod writer;
 
 use crate::chunk::Chunk;
-use crate::ddl::qualified;
-use crate::error::{Error, ErrorClass, Result};
+use crate::error::{Error, Result};
 use crate::export::Export;
 use crate::mapping::{Mapping, TableMapping};
 use crate::target::{CONNECTION_MAX_AGE, Target};
 use bytes::Bytes;
 use encode::{COPY_HEADER, COPY_TRAILER, Orphans, RowEncoder};
-use futures::{SinkExt, StreamExt};
+use format::{FormatDecision, LoadFormat};
+use futures::StreamExt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use writer::{Batch, Counters, TableSql, Writer};
 
 /// Default rows per transaction: under DSQL's 3,000 with room for the ledger row and for
 /// secondary-index entries should DSQL count them (`dsql.md` says that is unknown).
@@ -47,6 +51,16 @@ pub const DEFAULT_CONNECTIONS: usize = 4;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 16;
 /// Rows per Arrow record batch read from Parquet: bounds memory independently of file size.
 pub const READ_BATCH_ROWS: usize = 8_192;
+/// Bound on each statement of a batch's transaction (BEGIN, the COPY's start, data and end,
+/// each INSERT, the ledger row) and on ledger reads. A healthy statement takes well under a
+/// second (at most 8 MiB of rows; DSQL ends any transaction at 300 s anyway): 60 s is an order
+/// of magnitude above a slow one, finds a silent connection within a minute, and leaves a
+/// 15-minute Lambda invocation room for several retries.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound on a COMMIT. DSQL's commit latency is ~50 ms at the median and seconds at p99, tens of
+/// seconds at worst on a hot partition (dsql.md): 60 s stays above the worst seen. Cutting a
+/// slow but live COMMIT is safe: the ledger says whether it went through.
+pub const COMMIT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Tunables of a load.
 #[derive(Debug, Clone)]
@@ -57,6 +71,15 @@ pub struct LoadOptions {
     pub max_attempts: u32,
     /// First retry delay; doubles each attempt (capped at 5 s), with full jitter.
     pub backoff_base: Duration,
+    /// The format tried first; a refused one falls back to the next ([`format`]).
+    pub first_format: LoadFormat,
+    /// Bound on each statement of a batch (see [`STATEMENT_TIMEOUT`]).
+    pub statement_timeout: Duration,
+    /// Bound on each COMMIT (see [`COMMIT_TIMEOUT`]).
+    pub commit_timeout: Duration,
+    /// A writer replaces its connection once it is older than this (DSQL closes connections
+    /// at 60 minutes; [`CONNECTION_MAX_AGE`]).
+    pub connection_max_age: Duration,
 }
 
 impl Default for LoadOptions {
@@ -67,6 +90,10 @@ impl Default for LoadOptions {
             connections: DEFAULT_CONNECTIONS,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             backoff_base: Duration::from_millis(50),
+            first_format: LoadFormat::Binary,
+            statement_timeout: STATEMENT_TIMEOUT,
+            commit_timeout: COMMIT_TIMEOUT,
+            connection_max_age: CONNECTION_MAX_AGE,
         }
     }
 }
@@ -102,6 +129,15 @@ impl LoadOptions {
         if self.connections == 0 {
             return Err(Error::Usage("connections must be at least 1".into()));
         }
+        for (name, d) in [
+            ("statement timeout", self.statement_timeout),
+            ("commit timeout", self.commit_timeout),
+            ("connection max age", self.connection_max_age),
+        ] {
+            if d.is_zero() {
+                return Err(Error::Usage(format!("{name} must be above zero")));
+            }
+        }
         Ok(())
     }
 }
@@ -114,6 +150,29 @@ pub struct LoadContext {
     pub target: Target,
     pub orphans: Orphans,
     pub options: LoadOptions,
+    /// The run's load format, decided by the first batches and shared by every writer.
+    pub format: Arc<FormatDecision>,
+}
+
+impl LoadContext {
+    /// A context whose format decision starts at `options.first_format`.
+    pub fn new(
+        export: Arc<Export>,
+        mapping: Arc<Mapping>,
+        target: Target,
+        orphans: Orphans,
+        options: LoadOptions,
+    ) -> LoadContext {
+        let format = Arc::new(FormatDecision::starting_at(options.first_format));
+        LoadContext {
+            export,
+            mapping,
+            target,
+            orphans,
+            options,
+            format,
+        }
+    }
 }
 
 /// What loading one chunk did.
@@ -127,12 +186,10 @@ pub struct ChunkOutcome {
     pub retries: u64,
     /// Orphan references loaded as NULL or as a dangling key, per the mapping.
     pub orphans_loaded: u64,
-}
-
-struct Batch {
-    first_row: u64,
-    rows: usize,
-    data: Bytes,
+    /// How the rows went (`binary`, `text`, `insert`: the format of the last committed batch);
+    /// absent when the chunk wrote nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<LoadFormat>,
 }
 
 /// Loads one chunk exactly once (see the module doc). `progress` gets committed row counts.
@@ -167,10 +224,9 @@ pub async fn load_chunk(
 
     let (tx, rx) = tokio::sync::mpsc::channel::<Batch>(ctx.options.connections * 2);
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
-    let copy_sql = copy_statement(table);
-    let written = Arc::new(AtomicU64::new(0));
-    let retries = Arc::new(AtomicU64::new(0));
-    let batches = Arc::new(AtomicU64::new(0));
+    let sql = Arc::new(TableSql::new(table));
+    let counters = Arc::new(Counters::default());
+    let written = &counters.written;
     let mut writers = tokio::task::JoinSet::new();
     for _ in 0..ctx.options.connections {
         let w = Writer {
@@ -179,11 +235,11 @@ pub async fn load_chunk(
             migration: ctx.mapping.migration.id.clone(),
             table: chunk.table.clone(),
             chunk: chunk.id.clone(),
-            copy_sql: copy_sql.clone(),
-            client: None,
-            written: written.clone(),
-            retries: retries.clone(),
-            batches: batches.clone(),
+            sql: sql.clone(),
+            format: ctx.format.clone(),
+            session: None,
+            counters: counters.clone(),
+            losses: 0,
         };
         let rx = rx.clone();
         writers.spawn(w.run(rx));
@@ -243,9 +299,10 @@ pub async fn load_chunk(
     }
     let orphans_loaded = produced.unwrap_or(0);
     outcome.rows_written = written.load(Ordering::Relaxed);
-    outcome.batches_written = batches.load(Ordering::Relaxed);
-    outcome.retries = retries.load(Ordering::Relaxed);
+    outcome.batches_written = counters.batches.load(Ordering::Relaxed);
+    outcome.retries = counters.retries.load(Ordering::Relaxed);
     outcome.orphans_loaded = orphans_loaded;
+    outcome.format = counters.format.get();
     Ok(outcome)
 }
 
@@ -254,10 +311,14 @@ pub async fn load_chunk(
 async fn read_ledger(ctx: &LoadContext, chunk: &Chunk) -> Result<Vec<(u64, u64)>> {
     let mut attempt = 0;
     loop {
-        let result = async {
-            let control = ctx.target.connect().await?;
-            ledger::committed_ranges(&control, &ctx.mapping.migration.id, &chunk.id).await
-        }
+        let result = crate::target::within(
+            ctx.options.statement_timeout,
+            || format!("read the ledger of chunk {}", chunk.id),
+            async {
+                let control = ctx.target.connect().await?;
+                ledger::committed_ranges(&control, &ctx.mapping.migration.id, &chunk.id).await
+            },
+        )
         .await;
         match result {
             Ok(ranges) => return Ok(ranges),
@@ -269,20 +330,6 @@ async fn read_ledger(ctx: &LoadContext, chunk: &Chunk) -> Result<Vec<(u64, u64)>
             }
         }
     }
-}
-
-/// `COPY "schema"."table" ("a", "b", ...) FROM STDIN (FORMAT binary)` for a table mapping.
-pub fn copy_statement(table: &TableMapping) -> String {
-    let cols: Vec<String> = table
-        .target_columns()
-        .iter()
-        .map(|c| crate::ddl::ident(c))
-        .collect();
-    format!(
-        "COPY {} ({}) FROM STDIN (FORMAT binary)",
-        qualified(&table.target_schema, &table.target_name),
-        cols.join(", ")
-    )
 }
 
 /// Sorts row ranges and merges the ones that touch, so a row group covered by several
@@ -441,162 +488,12 @@ async fn produce_batches(
     Ok(encoder.orphans_loaded)
 }
 
-struct Writer {
-    target: Target,
-    options: LoadOptions,
-    migration: String,
-    table: String,
-    chunk: String,
-    copy_sql: String,
-    client: Option<(tokio_postgres::Client, Instant)>,
-    written: Arc<AtomicU64>,
-    retries: Arc<AtomicU64>,
-    batches: Arc<AtomicU64>,
-}
-
 /// Exponential backoff with full jitter: a random delay up to `base * 2^attempt`, capped at 5 s.
 pub fn backoff(base: Duration, attempt: u32) -> Duration {
     let cap = Duration::from_secs(5);
     let ceiling = base.saturating_mul(1u32 << attempt.min(16)).min(cap);
     let ms = ceiling.as_millis().max(1) as u64;
     Duration::from_millis(rand::random_range(ms / 2..=ms))
-}
-
-impl Writer {
-    async fn run(
-        mut self,
-        rx: Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<Batch>>>,
-    ) -> Result<()> {
-        loop {
-            let batch = { rx.lock().await.recv().await };
-            let Some(batch) = batch else {
-                return Ok(());
-            };
-            self.write(&batch).await?;
-        }
-    }
-
-    async fn client(&mut self) -> Result<&mut tokio_postgres::Client> {
-        let stale = match &self.client {
-            Some((c, since)) => c.is_closed() || since.elapsed() > CONNECTION_MAX_AGE,
-            None => true,
-        };
-        if stale {
-            self.client = Some((self.target.connect().await?, Instant::now()));
-        }
-        match &mut self.client {
-            Some((c, _)) => Ok(c),
-            None => Err(Error::Usage("no connection".into())),
-        }
-    }
-
-    /// One batch, one transaction; retried while the failure is retryable.
-    async fn write(&mut self, batch: &Batch) -> Result<()> {
-        let range = format!(
-            "rows {}..{}",
-            batch.first_row,
-            batch.first_row + batch.rows as u64
-        );
-        let mut attempt = 0;
-        loop {
-            let result = self.try_write(batch).await;
-            let err = match result {
-                Ok(()) => {
-                    self.written.fetch_add(batch.rows as u64, Ordering::Relaxed);
-                    self.batches.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Err(e) => e,
-            };
-            // Connection lost at COMMIT leaves the outcome unknown; a duplicate-key error may be
-            // a concurrent writer of the same batch. The ledger tells which.
-            let class = err.class();
-            if class == ErrorClass::Connection || err.sqlstate() == Some("23505") {
-                self.client = None;
-                if let Ok(true) = self.is_committed(batch).await {
-                    // A lost answer to our own COMMIT: the rows are in and count as written.
-                    // A duplicate key means another writer committed them: not ours to count.
-                    if class == ErrorClass::Connection {
-                        self.written.fetch_add(batch.rows as u64, Ordering::Relaxed);
-                        self.batches.fetch_add(1, Ordering::Relaxed);
-                    }
-                    return Ok(());
-                }
-            }
-            tracing::info!(chunk = %self.chunk, %range, attempt, class = ?class, "batch failed");
-            if self.options.retry_after(&err, &mut attempt).await {
-                self.retries.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            let why = match class {
-                ErrorClass::TooBig => {
-                    "a DSQL transaction limit was hit: the batch bounds are too large (a bug in batch sizing, or --batch-rows/--batch-bytes set too high)"
-                }
-                ErrorClass::Data => "the target refused the data",
-                _ if class.is_retryable() => "retries exhausted",
-                _ => "failed",
-            };
-            return Err(Error::Batch {
-                chunk: self.chunk.clone(),
-                range,
-                table: self.table.clone(),
-                why: why.to_string(),
-                class,
-                source: Box::new(err),
-            });
-        }
-    }
-
-    async fn is_committed(&mut self, batch: &Batch) -> Result<bool> {
-        let (migration, chunk) = (self.migration.clone(), self.chunk.clone());
-        let client = self.client().await?;
-        let ranges = ledger::committed_ranges(client, &migration, &chunk).await?;
-        Ok(ranges.iter().any(|(a, _)| *a == batch.first_row))
-    }
-
-    async fn try_write(&mut self, batch: &Batch) -> Result<()> {
-        let fingerprint = xxhash_rust::xxh3::xxh3_64(&batch.data) as i64;
-        let (migration, table, chunk, copy_sql) = (
-            self.migration.clone(),
-            self.table.clone(),
-            self.chunk.clone(),
-            self.copy_sql.clone(),
-        );
-        let client = self.client().await?;
-        let ctx = |what: &str| format!("{what} (chunk {chunk}, first row {})", batch.first_row);
-        let tx = client
-            .transaction()
-            .await
-            .map_err(|e| Error::db(ctx("begin"), e))?;
-        tx.execute(
-            ledger::INSERT,
-            &[
-                &migration,
-                &table,
-                &chunk,
-                &(batch.first_row as i64),
-                &(batch.rows as i32),
-                &(batch.data.len() as i64),
-                &fingerprint,
-            ],
-        )
-        .await
-        .map_err(|e| Error::db(ctx("record the batch in the ledger"), e))?;
-        let sink = tx
-            .copy_in::<_, Bytes>(copy_sql.as_str())
-            .await
-            .map_err(|e| Error::db(ctx("start COPY"), e))?;
-        futures::pin_mut!(sink);
-        sink.send(batch.data.clone())
-            .await
-            .map_err(|e| Error::db(ctx("send COPY data"), e))?;
-        sink.as_mut()
-            .finish()
-            .await
-            .map_err(|e| Error::db(ctx("COPY"), e))?;
-        tx.commit().await.map_err(|e| Error::db(ctx("commit"), e))?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -11,10 +11,12 @@
 //! | `MAPPING_KEY` | fan-out | default key of mapping.toml in the bucket |
 //! | `TARGET_URL` | fan-out, load-chunk, verify | `postgres://admin@<id>.dsql.<region>.on.aws/postgres` |
 //! | `LOAD_CONNECTIONS` | load-chunk | writer connections per chunk (default 4) |
-//! | `LOAD_MAX_ATTEMPTS` | load-chunk | attempts per batch inside one invocation (default 10) |
+//! | `LOAD_MAX_ATTEMPTS` | load-chunk | attempts per batch inside one invocation (default 16) |
+//! | `TARGET_DIALECT` | fan-out, load-chunk, verify | `dsql` (default) or `postgres`: plain PostgreSQL statements, for a rehearsal target that is not the DSQL stand-in |
 
 use super::failure::StepError;
 use crate::load::{DEFAULT_CONNECTIONS, DEFAULT_MAX_ATTEMPTS, LoadOptions};
+use crate::target::TargetOptions;
 
 /// Default key prefix of exports the pipeline starts.
 pub const DEFAULT_EXPORT_PREFIX: &str = "exports";
@@ -32,6 +34,8 @@ pub struct Config {
     pub mapping_key: String,
     /// Never logged as is: it may carry a password (plain PostgreSQL targets).
     pub target_url: Option<String>,
+    /// How to connect to the target, and its dialect.
+    pub target: TargetOptions,
     pub load: LoadOptions,
 }
 
@@ -61,6 +65,13 @@ impl Config {
         if load.max_attempts == 0 {
             return Err(StepError::fatal("LOAD_MAX_ATTEMPTS must be at least 1"));
         }
+        let mut target = TargetOptions::default();
+        if let Some(d) = get("TARGET_DIALECT") {
+            target.dialect = d
+                .trim()
+                .parse()
+                .map_err(|e: String| StepError::fatal(format!("TARGET_DIALECT: {e}")))?;
+        }
         Ok(Config {
             export_bucket: get("EXPORT_BUCKET"),
             export_prefix: get("EXPORT_PREFIX")
@@ -72,6 +83,7 @@ impl Config {
             source_cluster_id: get("SOURCE_CLUSTER_ID"),
             mapping_key: get("MAPPING_KEY").unwrap_or_else(|| DEFAULT_MAPPING_KEY.into()),
             target_url: get("TARGET_URL"),
+            target,
             load,
         })
     }
@@ -91,6 +103,11 @@ impl Config {
 
     pub fn target_url(&self) -> Result<&str, StepError> {
         Config::require(&self.target_url, "TARGET_URL")
+    }
+
+    /// The target, with this function's connection options and dialect.
+    pub async fn target(&self) -> Result<crate::target::Target, StepError> {
+        Ok(crate::target::Target::parse_with(self.target_url()?, self.target.clone()).await?)
     }
 }
 
@@ -126,6 +143,10 @@ mod tests {
             ("b", "x/y")
         );
         assert_eq!((c.load.connections, c.load.max_attempts), (2, 1));
+        assert_eq!(c.target.dialect, crate::ddl::Dialect::Dsql);
+        let c = config(&[("TARGET_DIALECT", "postgres")]).unwrap();
+        assert_eq!(c.target.dialect, crate::ddl::Dialect::Postgres);
+        assert!(config(&[("TARGET_DIALECT", "oracle")]).is_err());
     }
 
     #[test]

@@ -234,6 +234,7 @@ mod tests {
         assert_eq!(item.chunk.rows, 25_000);
         let r: ChunkResult = round_trip("load-chunk-output.json");
         assert_eq!(r.rows_written + r.rows_already_committed, 25_000);
+        assert_eq!(r.format, Some(crate::load::format::LoadFormat::Binary));
         let v: VerifyResult = round_trip("verify-output.json");
         assert!(v.ok);
     }

@@ -189,13 +189,14 @@ pub async fn load_chunk(
             orphans.insert((s.table, s.column), Arc::new(values));
         }
     }
-    let ctx = LoadContext {
-        export: Arc::new(export),
-        mapping: Arc::new(mapping),
-        target: target.clone(),
+    // A new context per invocation: the load format is decided afresh by its first batches.
+    let ctx = LoadContext::new(
+        Arc::new(export),
+        Arc::new(mapping),
+        target.clone(),
         orphans,
-        options: options.clone(),
-    };
+        options.clone(),
+    );
     let outcome = crate::load::load_chunk(&ctx, &item.chunk, &|_| {}).await?;
     tracing::info!(
         chunk = %outcome.chunk, rows_written = outcome.rows_written,
