@@ -12,7 +12,7 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::relay::{ExecCtx, Outcome};
-use super::{Expect, InternalResult, Mode, Portal, Prepared, SAVEPOINT, Session};
+use super::{Expect, InternalResult, Mode, Portal, Prepared, SAVEPOINT, Session, Step};
 use crate::config::BinaryCopy;
 use crate::error::Result;
 use crate::knobs::Counters;
@@ -28,7 +28,7 @@ pub(crate) fn is_conflict(code: &str) -> bool {
     matches!(code, "55P03" | "40001" | "40P01")
 }
 
-impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
+impl<C: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<C> {
     pub(crate) async fn on_parse(&mut self, f: &Frame) -> Result<()> {
         if self.discarding {
             return Ok(());
@@ -305,7 +305,16 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
     }
 
     /// Runs a statement's Execute (the client's, or one the stand-in makes for a simple query).
-    pub(crate) async fn execute(
+    pub(crate) fn execute<'a>(
+        &'a mut self,
+        portal: Portal,
+        frame: Option<&'a Frame>,
+        mode: Mode,
+    ) -> Step<'a> {
+        Box::pin(self.execute_inner(portal, frame, mode))
+    }
+
+    async fn execute_inner(
         &mut self,
         portal: Portal,
         frame: Option<&Frame>,
@@ -370,7 +379,11 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
     }
 
     /// A statement ended upstream: count it, check the limits, answer.
-    async fn finish(&mut self, ctx: Box<ExecCtx>, portal: &Portal, mode: Mode) -> Result<()> {
+    fn finish<'a>(&'a mut self, ctx: Box<ExecCtx>, portal: &'a Portal, mode: Mode) -> Step<'a> {
+        Box::pin(self.finish_inner(ctx, portal, mode))
+    }
+
+    async fn finish_inner(&mut self, ctx: Box<ExecCtx>, portal: &Portal, mode: Mode) -> Result<()> {
         let mut ctx = ctx;
         if !matches!(ctx.outcome, Outcome::Complete(_)) {
             if let Outcome::Failed(_, fields) = &ctx.outcome

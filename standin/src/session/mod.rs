@@ -43,6 +43,12 @@ use crate::wire::{Conn, Frame};
 pub(crate) use relay::Expect;
 use relay::{ExecCtx, InternalResult};
 
+/// A boxed step of a session: the session's futures nest deeply (a statement waits for its
+/// answers, which may run a COPY, which ...), and boxing the big ones keeps every poll's stack
+/// small.
+pub(crate) type Step<'a, T = ()> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 'a>>;
+
 /// The stand-in's own prepared statements in every upstream session.
 pub(crate) const RAISE: &str = "__standin_raise";
 pub(crate) const SAVEPOINT: &str = "__standin_savepoint";
@@ -109,7 +115,7 @@ pub struct Session<C> {
     pub(crate) cancel: Arc<tokio::sync::Notify>,
 }
 
-impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
+impl<C: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<C> {
     pub(crate) fn new(
         shared: Arc<Shared>,
         client: Conn<C>,
@@ -252,7 +258,11 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
     /// so an explicit transaction ends up aborted (and an implicit one rolled back), and the
     /// client gets DSQL's SQLSTATE and message. In an aborted transaction PostgreSQL's 25P02
     /// answers instead, as on DSQL [REC §5.4].
-    pub(crate) async fn refuse(&mut self, r: &Refusal) -> Result<()> {
+    pub(crate) fn refuse<'a>(&'a mut self, r: &'a Refusal) -> Step<'a> {
+        Box::pin(self.refuse_inner(r))
+    }
+
+    async fn refuse_inner(&mut self, r: &Refusal) -> Result<()> {
         self.ensure_internals().await?;
         let result = self
             .internal(RAISE, &[Some(r.code.as_str()), Some(r.message.as_str())])
@@ -279,7 +289,15 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
     }
 
     /// Runs one of the stand-in's own prepared statements and waits for its result.
-    pub(crate) async fn internal(
+    pub(crate) fn internal<'a>(
+        &'a mut self,
+        statement: &'a str,
+        params: &'a [Option<&'a str>],
+    ) -> Step<'a, InternalResult> {
+        Box::pin(self.internal_inner(statement, params))
+    }
+
+    async fn internal_inner(
         &mut self,
         statement: &str,
         params: &[Option<&str>],

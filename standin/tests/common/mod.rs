@@ -171,12 +171,11 @@ impl Probe {
                     return Some((t, body));
                 }
             }
-            let mut chunk = [0u8; 65536];
-            let n = self.stream.read(&mut chunk).await.ok()?;
+            self.buf.reserve(64 * 1024);
+            let n = self.stream.read_buf(&mut self.buf).await.ok()?;
             if n == 0 {
                 return None;
             }
-            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 
