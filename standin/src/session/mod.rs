@@ -110,6 +110,9 @@ pub struct Session<C> {
     pub(crate) internal_result: Option<InternalResult>,
     pub(crate) exec_done: Option<Box<ExecCtx>>,
     pub(crate) internals_ready: bool,
+    /// The client has had its ReadyForQuery and sent nothing since (a connection past its age
+    /// is closed only then).
+    pub(crate) between_requests: bool,
     /// An upstream message read ahead (during COPY) and not yet matched.
     pub(crate) pushback: Option<Frame>,
     pub(crate) cancel: Arc<tokio::sync::Notify>,
@@ -143,6 +146,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<C> {
             exec_done: None,
             internals_ready: false,
             pushback: None,
+            between_requests: true,
             cancel,
         }
     }
@@ -176,7 +180,8 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<C> {
         loop {
             self.client.flush().await?;
             let age = self.shared.knobs.max_connection_age();
-            let deadline = (self.status == b'I' && !age.is_zero()).then(|| self.born + age);
+            let deadline = (self.status == b'I' && self.between_requests && !age.is_zero())
+                .then(|| self.born + age);
             let frame = match deadline {
                 Some(d) => tokio::select! {
                     f = self.client.read_frame() => f?,
@@ -186,6 +191,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<C> {
                 },
                 None => self.client.read_frame().await?,
             };
+            self.between_requests = matches!(frame.tag, tag::QUERY | tag::SYNC);
             match frame.tag {
                 tag::QUERY => self.simple_query(&frame).await?,
                 tag::PARSE => self.on_parse(&frame).await?,

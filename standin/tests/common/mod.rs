@@ -122,6 +122,14 @@ fn row(b: &[u8]) -> Vec<Option<String>> {
 impl Probe {
     /// Connects as DSQL's `admin` to database `db` through `port`.
     pub async fn connect(port: u16, db: &str) -> Probe {
+        match Probe::try_connect(port, db).await {
+            Ok(p) => p,
+            Err(e) => panic!("startup refused: {e:?}"),
+        }
+    }
+
+    /// Connects; a FATAL at startup is its (SQLSTATE, message).
+    pub async fn try_connect(port: u16, db: &str) -> Result<Probe, (String, String)> {
         let stream = TcpStream::connect(("127.0.0.1", port))
             .await
             .expect("connect to the stand-in");
@@ -144,11 +152,11 @@ impl Probe {
             let (t, b) = p.read().await;
             match t {
                 b'Z' => break,
-                b'E' => panic!("startup refused: {:?}", error_fields(&b)),
+                b'E' => return Err(error_fields(&b)),
                 _ => {}
             }
         }
-        p
+        Ok(p)
     }
 
     /// The next message (tag, body); panics on a closed connection.
