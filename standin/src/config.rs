@@ -37,6 +37,27 @@ pub struct Rate {
     pub burst: u32,
 }
 
+impl std::str::FromStr for Rate {
+    type Err = String;
+    /// `PER_SECOND[/BURST]` (the burst defaults to the rate).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("connection rate {s:?}: expected PER_SECOND[/BURST], e.g. 100/1000");
+        let (rate, burst) = match s.split_once('/') {
+            Some((r, b)) => (r, Some(b)),
+            None => (s, None),
+        };
+        let per_second: u32 = rate.trim().parse().map_err(|_| bad())?;
+        let burst: u32 = match burst {
+            Some(b) => b.trim().parse().map_err(|_| bad())?,
+            None => per_second,
+        };
+        if burst == 0 {
+            return Err(bad());
+        }
+        Ok(Rate { per_second, burst })
+    }
+}
+
 /// The certificate chain and private key of the stand-in's TLS (PEM files).
 #[derive(Debug, Clone)]
 pub struct TlsFiles {
@@ -120,6 +141,17 @@ pub enum WaitForJobResult {
     TagOnly,
 }
 
+impl std::str::FromStr for WaitForJobResult {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "row" => Ok(WaitForJobResult::Row),
+            "tag" => Ok(WaitForJobResult::TagOnly),
+            _ => Err(format!("wait_for_job result {s:?}: expected row or tag")),
+        }
+    }
+}
+
 /// How a failed job ends in `sys.jobs`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailedJobStatus {
@@ -128,6 +160,19 @@ pub enum FailedJobStatus {
     Completed,
     /// `failed` with the error in `details` (a status the record never shows).
     Failed,
+}
+
+impl std::str::FromStr for FailedJobStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "completed" => Ok(FailedJobStatus::Completed),
+            "failed" => Ok(FailedJobStatus::Failed),
+            _ => Err(format!(
+                "failed job status {s:?}: expected completed or failed"
+            )),
+        }
+    }
 }
 
 /// The answers the record does not give, one switch each, so the tool can be proven under every
@@ -203,5 +248,36 @@ impl Config {
             lock_wait: LOCK_WAIT,
             extra_settings: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switches_parse_from_their_command_line_words() {
+        assert_eq!(
+            "100/1000".parse::<Rate>(),
+            Ok(Rate {
+                per_second: 100,
+                burst: 1000
+            })
+        );
+        assert_eq!(
+            "5".parse::<Rate>(),
+            Ok(Rate {
+                per_second: 5,
+                burst: 5
+            })
+        );
+        assert!("x/1".parse::<Rate>().is_err());
+        assert_eq!(
+            "refuse-in-transaction".parse(),
+            Ok(BinaryCopy::RefuseInTransaction)
+        );
+        assert_eq!("tag".parse(), Ok(WaitForJobResult::TagOnly));
+        assert_eq!("failed".parse(), Ok(FailedJobStatus::Failed));
+        assert!("maybe".parse::<BinaryCopy>().is_err());
     }
 }
