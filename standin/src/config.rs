@@ -38,10 +38,14 @@ pub struct Rate {
 }
 
 impl std::str::FromStr for Rate {
-    type Err = String;
+    type Err = crate::Error;
     /// `PER_SECOND[/BURST]` (the burst defaults to the rate).
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("connection rate {s:?}: expected PER_SECOND[/BURST], e.g. 100/1000");
+    fn from_str(s: &str) -> Result<Self, crate::Error> {
+        let bad = || {
+            crate::Error::Config(format!(
+                "connection rate {s:?}: expected PER_SECOND[/BURST], e.g. 100/1000"
+            ))
+        };
         let (rate, burst) = match s.split_once('/') {
             Some((r, b)) => (r, Some(b)),
             None => (s, None),
@@ -119,15 +123,15 @@ pub enum BinaryCopy {
 }
 
 impl std::str::FromStr for BinaryCopy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, crate::Error> {
         match s {
             "accept" => Ok(BinaryCopy::Accept),
             "refuse" => Ok(BinaryCopy::Refuse),
             "refuse-in-transaction" => Ok(BinaryCopy::RefuseInTransaction),
-            _ => Err(format!(
+            _ => Err(crate::Error::Config(format!(
                 "binary copy {s:?}: expected accept, refuse or refuse-in-transaction"
-            )),
+            ))),
         }
     }
 }
@@ -142,12 +146,14 @@ pub enum WaitForJobResult {
 }
 
 impl std::str::FromStr for WaitForJobResult {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, crate::Error> {
         match s {
             "row" => Ok(WaitForJobResult::Row),
             "tag" => Ok(WaitForJobResult::TagOnly),
-            _ => Err(format!("wait_for_job result {s:?}: expected row or tag")),
+            _ => Err(crate::Error::Config(format!(
+                "wait_for_job result {s:?}: expected row or tag"
+            ))),
         }
     }
 }
@@ -163,14 +169,14 @@ pub enum FailedJobStatus {
 }
 
 impl std::str::FromStr for FailedJobStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, crate::Error> {
         match s {
             "completed" => Ok(FailedJobStatus::Completed),
             "failed" => Ok(FailedJobStatus::Failed),
-            _ => Err(format!(
+            _ => Err(crate::Error::Config(format!(
                 "failed job status {s:?}: expected completed or failed"
-            )),
+            ))),
         }
     }
 }
@@ -257,27 +263,34 @@ mod tests {
 
     #[test]
     fn switches_parse_from_their_command_line_words() {
+        let rate = |s: &str| s.parse::<Rate>().ok();
         assert_eq!(
-            "100/1000".parse::<Rate>(),
-            Ok(Rate {
+            rate("100/1000"),
+            Some(Rate {
                 per_second: 100,
                 burst: 1000
             })
         );
         assert_eq!(
-            "5".parse::<Rate>(),
-            Ok(Rate {
+            rate("5"),
+            Some(Rate {
                 per_second: 5,
                 burst: 5
             })
         );
-        assert!("x/1".parse::<Rate>().is_err());
+        assert_eq!(rate("x/1"), None);
         assert_eq!(
-            "refuse-in-transaction".parse(),
-            Ok(BinaryCopy::RefuseInTransaction)
+            "refuse-in-transaction".parse::<BinaryCopy>().ok(),
+            Some(BinaryCopy::RefuseInTransaction)
         );
-        assert_eq!("tag".parse(), Ok(WaitForJobResult::TagOnly));
-        assert_eq!("failed".parse(), Ok(FailedJobStatus::Failed));
+        assert_eq!(
+            "tag".parse::<WaitForJobResult>().ok(),
+            Some(WaitForJobResult::TagOnly)
+        );
+        assert_eq!(
+            "failed".parse::<FailedJobStatus>().ok(),
+            Some(FailedJobStatus::Failed)
+        );
         assert!("maybe".parse::<BinaryCopy>().is_err());
     }
 }

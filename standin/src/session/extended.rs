@@ -192,7 +192,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<C> {
         if self.status == b'I' {
             self.portals.clear();
         }
-        self.after_transaction().await
+        Ok(())
     }
 
     pub(crate) async fn on_flush(&mut self) -> Result<()> {
@@ -446,6 +446,9 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<C> {
             Kind::Commit | Kind::Rollback => self.end_transaction(&tag),
             _ => {}
         }
+        if portal.prepared.analysis.drop_job {
+            self.shared.jobs.record_drop(&self.db).await;
+        }
         if portal.prepared.analysis.discards_prepared {
             self.internals_ready = false;
             self.ensure_internals().await?;
@@ -488,11 +491,6 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<C> {
         if self.status == b'T' {
             self.status = b'E';
         }
-        Ok(())
-    }
-
-    /// After a Sync: a connection past its age is closed once its transaction is over.
-    pub(crate) async fn after_transaction(&mut self) -> Result<()> {
         Ok(())
     }
 }

@@ -8,6 +8,7 @@
 //! answers its own syntax errors.
 
 pub mod classify;
+pub mod expressions;
 pub mod tokens;
 pub mod types;
 
@@ -151,6 +152,8 @@ pub struct Analysis {
     pub checks: Vec<Check>,
     /// DISCARD ALL / DEALLOCATE ALL: the stand-in's own prepared statements go too.
     pub discards_prepared: bool,
+    /// DROP TABLE: DSQL records a DROP job [REC §3.1, §3.3].
+    pub drop_job: bool,
 }
 
 impl Analysis {
@@ -162,6 +165,7 @@ impl Analysis {
             returning: false,
             checks: Vec::new(),
             discards_prepared: false,
+            drop_job: false,
         }
     }
 
