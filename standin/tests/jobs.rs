@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Obs, Probe, database, is_job_id};
+use common::{Obs, Probe, database, probe_with};
 use snap2dsql_tests::{connect, pg, standin};
 
 async fn job_row(db: &str, id: &str) -> (String, Option<String>, String) {
@@ -33,17 +33,17 @@ async fn catalog(db: &str, sql: &str) -> Option<String> {
 #[tokio::test]
 async fn an_index_build_completes_and_the_index_is_valid() {
     let s = standin::start().await;
-    let db = database("jobs_ok");
-    let mut p = Probe::connect(s.port(), &db).await;
-    p.simple("CREATE TABLE t (id int PRIMARY KEY, v text)")
-        .await;
-    p.simple("INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 2000) g")
-        .await;
-    let job = p.extended("CREATE INDEX ASYNC t_v_idx ON t (v)").await;
-    let id = job.value().unwrap().to_owned();
-    assert!(is_job_id(&id));
-    let waited = p.extended(&format!("CALL sys.wait_for_job('{id}')")).await;
-    assert_eq!(waited.value(), Some("t"));
+    let (db, mut p) = probe_with(
+        s.port(),
+        "jobs_ok",
+        &[
+            "CREATE TABLE t (id int PRIMARY KEY, v text)",
+            "INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 2000) g",
+        ],
+    )
+    .await;
+    let id = p.job("CREATE INDEX ASYNC t_v_idx ON t (v)").await;
+    assert_eq!(p.wait(&id).await.as_deref(), Some("t"));
     assert_eq!(
         job_row(&db, &id).await,
         ("completed".into(), None, "INDEX_BUILD".into())
@@ -59,32 +59,27 @@ async fn an_index_build_completes_and_the_index_is_valid() {
     // Again: 42P07 without IF NOT EXISTS, a job that completes with it.
     let again = p.extended("CREATE INDEX ASYNC t_v_idx ON t (v)").await;
     assert_eq!(again.code(), Some("42P07"));
-    let again = p
-        .extended("CREATE INDEX ASYNC IF NOT EXISTS t_v_idx ON t (v)")
+    let id = p
+        .job("CREATE INDEX ASYNC IF NOT EXISTS t_v_idx ON t (v)")
         .await;
-    let id = again.value().unwrap().to_owned();
-    let waited = p.extended(&format!("CALL sys.wait_for_job('{id}')")).await;
-    assert_eq!(waited.value(), Some("t"));
+    assert_eq!(p.wait(&id).await.as_deref(), Some("t"));
     assert_eq!(s.counters().jobs_submitted, 2);
 }
 
 #[tokio::test]
 async fn a_unique_build_over_duplicates_completes_with_its_error_and_leaves_no_index() {
     let s = standin::start().await;
-    let db = database("jobs_dup");
-    let mut p = Probe::connect(s.port(), &db).await;
-    p.simple("CREATE TABLE t (id int PRIMARY KEY, v text)")
-        .await;
-    p.simple("INSERT INTO t VALUES (1, 'same'), (2, 'same')")
-        .await;
-    let id = p
-        .extended("CREATE UNIQUE INDEX ASYNC t_v_uq ON t (v)")
-        .await
-        .value()
-        .unwrap()
-        .to_owned();
-    let waited = p.extended(&format!("CALL sys.wait_for_job('{id}')")).await;
-    assert_eq!(waited.value(), Some("f"));
+    let (db, mut p) = probe_with(
+        s.port(),
+        "jobs_dup",
+        &[
+            "CREATE TABLE t (id int PRIMARY KEY, v text)",
+            "INSERT INTO t VALUES (1, 'same'), (2, 'same')",
+        ],
+    )
+    .await;
+    let id = p.job("CREATE UNIQUE INDEX ASYNC t_v_uq ON t (v)").await;
+    assert_eq!(p.wait(&id).await.as_deref(), Some("f"));
     let (status, details, _) = job_row(&db, &id).await;
     assert_eq!(status, "completed");
     assert!(
@@ -97,18 +92,8 @@ async fn a_unique_build_over_duplicates_completes_with_its_error_and_leaves_no_i
     );
     // The duplicate removed, the same statement builds.
     p.simple("DELETE FROM t WHERE id = 2").await;
-    let id = p
-        .extended("CREATE UNIQUE INDEX ASYNC t_v_uq ON t (v)")
-        .await
-        .value()
-        .unwrap()
-        .to_owned();
-    assert_eq!(
-        p.extended(&format!("CALL sys.wait_for_job('{id}')"))
-            .await
-            .value(),
-        Some("t")
-    );
+    let id = p.job("CREATE UNIQUE INDEX ASYNC t_v_uq ON t (v)").await;
+    assert_eq!(p.wait(&id).await.as_deref(), Some("t"));
 }
 
 #[tokio::test]
@@ -117,37 +102,34 @@ async fn under_the_switch_a_failed_build_is_failed() {
         c.unknowns.failed_job_status = standin::FailedJobStatus::Failed;
     })
     .await;
-    let db = database("jobs_failed");
-    let mut p = Probe::connect(s.port(), &db).await;
-    p.simple("CREATE TABLE t (id int PRIMARY KEY, v text)")
-        .await;
-    p.simple("INSERT INTO t VALUES (1, 'same'), (2, 'same')")
-        .await;
-    let id = p
-        .extended("CREATE UNIQUE INDEX ASYNC t_v_uq ON t (v)")
-        .await
-        .value()
-        .unwrap()
-        .to_owned();
-    assert_eq!(
-        p.extended(&format!("CALL sys.wait_for_job('{id}')"))
-            .await
-            .value(),
-        Some("f")
-    );
+    let (db, mut p) = probe_with(
+        s.port(),
+        "jobs_failed",
+        &[
+            "CREATE TABLE t (id int PRIMARY KEY, v text)",
+            "INSERT INTO t VALUES (1, 'same'), (2, 'same')",
+        ],
+    )
+    .await;
+    let id = p.job("CREATE UNIQUE INDEX ASYNC t_v_uq ON t (v)").await;
+    assert_eq!(p.wait(&id).await.as_deref(), Some("f"));
     assert_eq!(job_row(&db, &id).await.0, "failed");
 }
 
 #[tokio::test]
 async fn validate_async_runs_in_the_background_and_a_violation_is_the_jobs_error() {
     let s = standin::start().await;
-    let db = database("jobs_validate");
-    let mut p = Probe::connect(s.port(), &db).await;
-    p.simple("CREATE TABLE parent (id int PRIMARY KEY)").await;
-    p.simple("CREATE TABLE child (id int PRIMARY KEY, parent_id int)")
-        .await;
-    p.simple("INSERT INTO parent VALUES (1)").await;
-    p.simple("INSERT INTO child VALUES (1, 1), (2, 99)").await;
+    let (db, mut p) = probe_with(
+        s.port(),
+        "jobs_validate",
+        &[
+            "CREATE TABLE parent (id int PRIMARY KEY)",
+            "CREATE TABLE child (id int PRIMARY KEY, parent_id int)",
+            "INSERT INTO parent VALUES (1)",
+            "INSERT INTO child VALUES (1, 1), (2, 99)",
+        ],
+    )
+    .await;
     let added = p
         .simple("ALTER TABLE child ADD CONSTRAINT child_fk FOREIGN KEY (parent_id) REFERENCES parent (id) NOT VALID")
         .await;
@@ -156,13 +138,8 @@ async fn validate_async_runs_in_the_background_and_a_violation_is_the_jobs_error
         .extended("ALTER TABLE ASYNC child VALIDATE CONSTRAINT child_fk")
         .await;
     assert_eq!(job.tag(), Some("ALTER TABLE"));
-    let id = job.value().unwrap().to_owned();
-    assert_eq!(
-        p.extended(&format!("CALL sys.wait_for_job('{id}')"))
-            .await
-            .value(),
-        Some("f")
-    );
+    let id = job.value().expect("a job id").to_owned();
+    assert_eq!(p.wait(&id).await.as_deref(), Some("f"));
     let (status, details, job_type) = job_row(&db, &id).await;
     assert_eq!(
         (status.as_str(), job_type.as_str()),
@@ -180,17 +157,9 @@ async fn validate_async_runs_in_the_background_and_a_violation_is_the_jobs_error
     // Fixed, validated.
     p.simple("DELETE FROM child WHERE id = 2").await;
     let id = p
-        .extended("ALTER TABLE ASYNC child VALIDATE CONSTRAINT child_fk")
-        .await
-        .value()
-        .unwrap()
-        .to_owned();
-    assert_eq!(
-        p.extended(&format!("CALL sys.wait_for_job('{id}')"))
-            .await
-            .value(),
-        Some("t")
-    );
+        .job("ALTER TABLE ASYNC child VALIDATE CONSTRAINT child_fk")
+        .await;
+    assert_eq!(p.wait(&id).await.as_deref(), Some("t"));
     assert_eq!(
         catalog(
             &db,
@@ -207,15 +176,13 @@ async fn under_the_switch_wait_for_job_answers_only_its_tag() {
         c.unknowns.wait_for_job_result = standin::WaitForJobResult::TagOnly;
     })
     .await;
-    let db = database("jobs_tag");
-    let mut p = Probe::connect(s.port(), &db).await;
-    p.simple("CREATE TABLE t (id int PRIMARY KEY)").await;
-    let id = p
-        .extended("CREATE INDEX ASYNC ON t (id)")
-        .await
-        .value()
-        .unwrap()
-        .to_owned();
+    let (_, mut p) = probe_with(
+        s.port(),
+        "jobs_tag",
+        &["CREATE TABLE t (id int PRIMARY KEY)"],
+    )
+    .await;
+    let id = p.job("CREATE INDEX ASYNC ON t (id)").await;
     assert_eq!(
         p.extended(&format!("CALL sys.wait_for_job('{id}')")).await,
         Obs::Ok {
@@ -240,18 +207,8 @@ async fn a_job_of_another_stand_in_is_waited_for_through_sys_jobs() {
     let mut pb = Probe::connect(b.port(), &db).await;
     pa.simple("CREATE TABLE t (id int PRIMARY KEY, v text)")
         .await;
-    let id = pa
-        .extended("CREATE INDEX ASYNC ON t (v)")
-        .await
-        .value()
-        .unwrap()
-        .to_owned();
-    assert_eq!(
-        pb.extended(&format!("CALL sys.wait_for_job('{id}')"))
-            .await
-            .value(),
-        Some("t")
-    );
+    let id = pa.job("CREATE INDEX ASYNC ON t (v)").await;
+    assert_eq!(pb.wait(&id).await.as_deref(), Some("t"));
     assert_eq!(job_row(&db, &id).await.0, "completed");
     // A well-formed id of no job.
     let none = pb

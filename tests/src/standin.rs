@@ -78,24 +78,8 @@ impl TestCertificate {
             dir.path().join("standin.crt"),
             dir.path().join("standin.key"),
         );
-        let out = std::process::Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            ])
-            .args(["-subj", "/CN=snap2dsql-standin-test"])
-            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-            .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .output()
-            .expect("run openssl");
-        assert!(
-            out.status.success(),
-            "openssl failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        crate::self_signed_certificate(&cert, &key, "snap2dsql-standin-test")
+            .expect("a certificate for the stand-in");
         TestCertificate {
             files: TlsFiles { cert, key },
             _dir: dir,

@@ -63,14 +63,10 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<C> {
                     &prepared.analysis.upstream_sql,
                     &prepared.param_types,
                 );
+                self.expect_ack();
             } else {
-                self.up.queue(&f.raw);
+                self.forward_acked(f);
             }
-            self.pending.push_back(Expect::Ack {
-                relay: true,
-                client: true,
-            });
-            self.need_flush = true;
         }
         self.statements.insert(name, prepared);
         Ok(())
@@ -96,12 +92,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<C> {
                 );
             }
             other => {
-                self.up.queue(&f.raw);
-                self.pending.push_back(Expect::Ack {
-                    relay: true,
-                    client: true,
-                });
-                self.need_flush = true;
+                self.forward_acked(f);
                 if let Some(p) = other {
                     self.portals.insert(
                         portal_name,
@@ -173,17 +164,32 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<C> {
             self.drain().await?;
             msg::empty(self.client.wbuf(), btag::CLOSE_COMPLETE);
         } else {
-            self.up.queue(&f.raw);
-            self.pending.push_back(Expect::Ack {
-                relay: true,
-                client: true,
-            });
-            self.need_flush = true;
+            self.forward_acked(f);
         }
         Ok(())
     }
 
+    /// A client message answered by ParseComplete, BindComplete or CloseComplete, forwarded.
+    fn forward_acked(&mut self, f: &Frame) {
+        self.up.queue(&f.raw);
+        self.expect_ack();
+    }
+
+    fn expect_ack(&mut self) {
+        self.pending.push_back(Expect::Ack {
+            relay: true,
+            client: true,
+        });
+        self.need_flush = true;
+    }
+
     pub(crate) async fn on_sync(&mut self) -> Result<()> {
+        self.sync().await
+    }
+
+    /// Ends the client's request: Sync upstream, its ReadyForQuery relayed; the batch's error
+    /// state is over, and outside a transaction its portals are gone.
+    pub(crate) async fn sync(&mut self) -> Result<()> {
         msg::empty(self.up.wbuf(), tag::SYNC);
         self.pending.push_back(Expect::Sync { relay: true });
         self.need_flush = false;

@@ -76,14 +76,6 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<C> {
                 break;
             }
         }
-        msg::empty(self.up.wbuf(), tag::SYNC);
-        self.pending.push_back(Expect::Sync { relay: true });
-        self.need_flush = false;
-        self.drain().await?;
-        self.discarding = false;
-        if self.status == b'I' {
-            self.portals.clear();
-        }
-        Ok(())
+        self.sync().await
     }
 }
