@@ -199,3 +199,29 @@ async fn psycopg_works_through_the_stand_in_over_tls() {
     let cert = TestCertificate::new();
     psycopg_session(Some(&cert)).await;
 }
+
+/// A synchronous test (no runtime of its own) runs the stand-in on a runtime of its own and
+/// drives a client as a subprocess, as CLI tests do.
+#[test]
+fn a_stand_in_on_its_own_runtime_serves_a_synchronous_test() {
+    let s = standin::Thread::start_with(|c| c.limits.max_rows = 1);
+    let db = db_name(&s.db("client_thread")).to_owned();
+    let conn = conninfo(s.port(), &db, None);
+    let out = psql(&conn, &["-c", "SELECT version()"]);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        "PostgreSQL 16",
+        "{}",
+        text(&out.stderr)
+    );
+    let out = psql(&conn, &["-c", "SELECT * FROM generate_series(1, 2)"]);
+    assert!(
+        out.status.success(),
+        "reads do not count: {}",
+        text(&out.stderr)
+    );
+    let out = psql(&conn, &["-c", "CREATE TABLE t (id int)"]);
+    assert!(out.status.success());
+    let out = psql(&conn, &["-c", "INSERT INTO t VALUES (1), (2)"]);
+    assert!(text(&out.stderr).contains("54000"), "{}", text(&out.stderr));
+}
