@@ -14,7 +14,7 @@ pub const MAX_ROWS: u64 = 3_000;
 pub const MAX_BYTES: u64 = 10 * 1024 * 1024;
 /// DSQL's transaction age limit, 300 s [DOCS quotas: `transaction age limit of 300s exceeded`].
 pub const MAX_TRANSACTION_AGE: Duration = Duration::from_secs(300);
-/// DSQL's connection lifetime, 60 minutes [DOCS].
+/// DSQL's connection lifetime, 60 minutes \[DOCS\].
 pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(3600);
 /// DSQL's connections per cluster, 10,000 [DOCS quotas].
 pub const MAX_CONNECTIONS: usize = 10_000;
@@ -139,7 +139,7 @@ impl std::str::FromStr for BinaryCopy {
 /// What a successful `CALL sys.wait_for_job('<id>')` answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitForJobResult {
-    /// One row, one boolean column `wait_for_job` (true: the job succeeded) [DOCS].
+    /// One row, one boolean column `wait_for_job` (true: the job succeeded) \[DOCS\].
     Row,
     /// Only the tag `CALL`.
     TagOnly,
@@ -189,13 +189,13 @@ pub struct Unknowns {
     /// or inside BEGIN. AWS documents text/CSV `\copy` only. Default: accept.
     pub binary_copy: BinaryCopy,
     /// NOT RECORDED (§1, §5.1): whether COPY rows count toward the 3,000-row cap. Default: they
-    /// count (one COPY is one transaction [DOCS]).
+    /// count (one COPY is one transaction \[DOCS\]).
     pub copy_rows_count: bool,
     /// NOT RECORDED (§5.1): whether UPDATE and DELETE rows count toward the cap. Default: they
-    /// count ("rows modified" [DOCS]).
+    /// count ("rows modified" \[DOCS\]).
     pub update_delete_rows_count: bool,
     /// NOT RECORDED (§3.4): what a successful `CALL sys.wait_for_job` returns. Default: one
-    /// boolean row [DOCS].
+    /// boolean row \[DOCS\].
     pub wait_for_job_result: WaitForJobResult,
     /// NOT RECORDED (§3.2): how a unique build over duplicates ends. Default: `completed` with
     /// the error in `details`, as the record shows for another failed build.

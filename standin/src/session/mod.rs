@@ -1,19 +1,19 @@
 //! One client connection: the proxy between the client and its own upstream session.
 //!
 //! The session reads client messages in order and forwards each upstream unless a rule
-//! intervenes. It keeps a queue of the responses it expects from upstream ([`relay`]), so the
+//! intervenes. It keeps a queue of the responses it expects from upstream (`relay`), so the
 //! answers of forwarded messages, of the statements it injects itself (savepoints, refusals) and
 //! of the statements it answers itself stay in protocol order. Result rows and COPY data are
 //! forwarded as raw frames.
 //!
-//! - [`extended`]: Parse/Bind/Describe/Execute/Close/Sync/Flush, and every statement's Execute
+//! - `extended`: Parse/Bind/Describe/Execute/Close/Sync/Flush, and every statement's Execute
 //!   with its rules before and after.
-//! - [`simple`]: a simple Query, run statement by statement through the extended protocol upstream,
+//! - `simple`: a simple Query, run statement by statement through the extended protocol upstream,
 //!   so the stand-in can check each one and hold a multi-statement query's implicit transaction
 //!   until its end, as PostgreSQL and DSQL do [REC §5.3].
-//! - [`copy`]: COPY FROM STDIN streamed, counted, and stopped at a limit.
-//! - [`virt`]: statements the stand-in answers itself, and COMMIT.
-//! - [`relay`]: the expected-response queue and the upstream reader.
+//! - `copy`: COPY FROM STDIN streamed, counted, and stopped at a limit.
+//! - `virt`: statements the stand-in answers itself, and COMMIT.
+//! - `relay`: the expected-response queue and the upstream reader.
 //!
 //! A refusal inside a transaction must leave the upstream transaction aborted exactly as DSQL's
 //! is (later statements 25P02, COMMIT answered `ROLLBACK`): the stand-in makes PostgreSQL raise

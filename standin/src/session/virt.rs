@@ -1,6 +1,6 @@
 //! Statements the stand-in answers itself, and COMMIT.
 //!
-//! - `CREATE [UNIQUE] INDEX ASYNC` / `ALTER TABLE ASYNC .. VALIDATE CONSTRAINT`: a job is
+//! - `CREATE \[UNIQUE\] INDEX ASYNC` / `ALTER TABLE ASYNC .. VALIDATE CONSTRAINT`: a job is
 //!   submitted ([`crate::jobs`]) and answered as one row, column `job_id` [REC §3.2, §4].
 //! - `CALL sys.wait_for_job('<id>' | $n)`: waits for the job; one boolean row, or the tag alone
 //!   (switch [`crate::Unknowns::wait_for_job_result`]).

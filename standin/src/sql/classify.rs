@@ -68,7 +68,7 @@ fn cache_ok(options: &[protobuf::Node]) -> bool {
         .is_some_and(|c| c == 1.0 || c >= 65536.0)
 }
 
-/// `CREATE [UNIQUE] INDEX ASYNC` and `ALTER TABLE ASYNC`.
+/// `CREATE \[UNIQUE\] INDEX ASYNC` and `ALTER TABLE ASYNC`.
 pub fn asynchronous(sql: &str, form: AsyncForm, word: Tok) -> Analysis {
     let (build_sql, replacement) = match form {
         AsyncForm::Index => (tokens::replace(sql, word, "CONCURRENTLY"), "CONCURRENTLY"),
@@ -104,7 +104,7 @@ fn index_async(sql: &str, build_sql: String, i: &protobuf::IndexStmt) -> Analysi
         return Analysis::new(sql, Kind::Unparsed);
     };
     if !i.access_method.is_empty() && i.access_method != "btree" {
-        // [DOCS] non-btree indexes are unsupported; wording CHOSEN.
+        // \[DOCS\] non-btree indexes are unsupported; wording CHOSEN.
         return Analysis::refused(
             sql,
             Refusal::new(
@@ -116,7 +116,7 @@ fn index_async(sql: &str, build_sql: String, i: &protobuf::IndexStmt) -> Analysi
     let mut columns = Vec::new();
     for p in &i.index_params {
         if let Some(N::IndexElem(e)) = p.node.as_ref() {
-            // [DOCS] CREATE INDEX ASYNC takes NULLS FIRST|LAST, not ASC|DESC; wording CHOSEN.
+            // \[DOCS\] CREATE INDEX ASYNC takes NULLS FIRST|LAST, not ASC|DESC; wording CHOSEN.
             if e.ordering != protobuf::SortByDir::SortbyDefault as i32 {
                 return Analysis::refused(
                     sql,

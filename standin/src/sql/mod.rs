@@ -82,7 +82,7 @@ pub enum CopyFormat {
 /// The statements the stand-in answers itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Virtual {
-    /// `CREATE [UNIQUE] INDEX ASYNC` [REC §3.2]: one row, `job_id`.
+    /// `CREATE \[UNIQUE\] INDEX ASYNC` [REC §3.2]: one row, `job_id`.
     CreateIndexAsync(IndexJob),
     /// `ALTER TABLE ASYNC t VALIDATE CONSTRAINT c` [REC §4]: one row, `job_id`.
     ValidateAsync(ValidateJob),
@@ -98,7 +98,7 @@ pub enum Virtual {
 /// An index build to run in the background.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexJob {
-    /// `CREATE [UNIQUE] INDEX CONCURRENTLY ...`, the statement the build runs upstream.
+    /// `CREATE \[UNIQUE\] INDEX CONCURRENTLY ...`, the statement the build runs upstream.
     pub build_sql: String,
     /// The index's name; None: PostgreSQL's naming (`<table>_<columns>_idx`).
     pub name: Option<String>,
