@@ -67,8 +67,9 @@ ensure_venv() { # ensure_venv DIR NAME==VERSION...
     "$dir/bin/pip" install -q --disable-pip-version-check "$@"
   fi
 }
-# The AWS API emulator (moto) for the S3 tests and the emulated pipeline.
-ensure_venv .venv "moto[server]==5.2.5"
+# The AWS API emulator (moto) for the S3 tests and the emulated pipeline; psycopg for the
+# DSQL stand-in's client tests (standin/tests/clients.rs).
+ensure_venv .venv "moto[server]==5.2.5" "psycopg[binary]==3.3.9"
 # The AWS deployment tools (README "Deploying on AWS", scripts/infra-check.sh): SAM CLI + cfn-lint;
 # cargo-lambda + zig for the arm64 cross build; checkov.
 ensure_venv .venv-sam aws-sam-cli==1.170.0 cfn-lint==1.58.0

@@ -32,6 +32,79 @@ pub enum Command {
     /// counts, row fingerprints; name the missing, extra and differing rows. Exit 0 only when
     /// every table matches.
     Verify(VerifyArgs),
+    /// Serve a local stand-in for Aurora DSQL in front of a PostgreSQL: it refuses what DSQL
+    /// refuses, with DSQL's SQLSTATEs and messages. Prints the URL to connect to, serves until
+    /// killed.
+    Standin(StandinArgs),
+}
+
+/// The stand-in's flags: DSQL's values by default (see snap2dsql-standin's `Config`).
+#[derive(Debug, Args)]
+pub struct StandinArgs {
+    /// The upstream PostgreSQL (postgres://user[:password]@host:port/db); a client's database is
+    /// the upstream database of the same name.
+    #[arg(long)]
+    pub upstream: String,
+    /// Address and port to listen on (port 0: a free one).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: std::net::SocketAddr,
+    /// PEM certificate chain: TLS is offered to clients (with --tls-key).
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Rows written per transaction.
+    #[arg(long, default_value_t = 3_000)]
+    pub max_rows: u64,
+    /// Bytes written per transaction (as the client sent them).
+    #[arg(long, default_value_t = 10 * 1024 * 1024)]
+    pub max_bytes: u64,
+    /// Transaction age limit, seconds (fractions allowed).
+    #[arg(long, default_value_t = 300.0)]
+    pub max_transaction_age: f64,
+    /// Open connections.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// New connections per second and burst, PER_SECOND[/BURST], or `off`.
+    #[arg(long, default_value = "100/1000")]
+    pub connection_rate: String,
+    /// Connection lifetime, seconds (fractions allowed).
+    #[arg(long, default_value_t = 3600.0)]
+    pub max_connection_age: f64,
+    /// Fraction of commits of writing transactions failed with 40001 (OC000).
+    #[arg(long, default_value_t = 0.0)]
+    pub inject_conflicts: f64,
+    /// Delay before each COMMIT is answered, milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub commit_latency_ms: u64,
+    /// COPY FROM STDIN (FORMAT binary): accept, refuse, refuse-in-transaction.
+    #[arg(long, default_value = "accept")]
+    pub binary_copy: String,
+    /// COPY rows do not count toward the row cap.
+    #[arg(long)]
+    pub copy_rows_uncounted: bool,
+    /// UPDATE and DELETE rows do not count toward the row cap.
+    #[arg(long)]
+    pub update_delete_rows_uncounted: bool,
+    /// What CALL sys.wait_for_job answers: `row` (one boolean) or `tag` (CALL only).
+    #[arg(long, default_value = "row")]
+    pub wait_for_job_result: String,
+    /// Status of a failed async job: `completed` (error in details) or `failed`.
+    #[arg(long, default_value = "completed")]
+    pub failed_job_status: String,
+    /// Minimum duration of an async job, milliseconds (DSQL: ~20 s even for an empty table).
+    #[arg(long, default_value_t = 0)]
+    pub min_job_ms: u64,
+    /// Reads count as DML for "ddl and dml are not supported in the same transaction".
+    #[arg(long)]
+    pub reads_count_as_dml: bool,
+    /// How long a write waits for a row lock before it is a conflict, milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub lock_wait_ms: u64,
+    /// Session parameters SET accepts beyond DSQL's list (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub allow_setting: Vec<String>,
 }
 
 /// Where the export is and which database of it.

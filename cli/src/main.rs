@@ -7,6 +7,7 @@
 mod args;
 mod report;
 mod run;
+mod standin;
 mod verify;
 
 use args::{Cli, Command};
@@ -134,6 +135,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
         Command::Load(a) => run::run(a, false).await,
         Command::Status(a) => run::status(a).await,
         Command::Verify(a) => verify::verify(a).await,
+        Command::Standin(a) => standin::serve(a).await,
         Command::Key(a) => {
             let mapping = Mapping::load(&a.mapping)?;
             let table = mapping.table(&a.table).ok_or_else(|| {

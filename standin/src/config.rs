@@ -14,7 +14,7 @@ pub const MAX_ROWS: u64 = 3_000;
 pub const MAX_BYTES: u64 = 10 * 1024 * 1024;
 /// DSQL's transaction age limit, 300 s [DOCS quotas: `transaction age limit of 300s exceeded`].
 pub const MAX_TRANSACTION_AGE: Duration = Duration::from_secs(300);
-/// DSQL's connection lifetime, 60 minutes [DOCS].
+/// DSQL's connection lifetime, 60 minutes \[DOCS\].
 pub const MAX_CONNECTION_AGE: Duration = Duration::from_secs(3600);
 /// DSQL's connections per cluster, 10,000 [DOCS quotas].
 pub const MAX_CONNECTIONS: usize = 10_000;
@@ -35,6 +35,31 @@ pub const LOCK_WAIT: Duration = Duration::from_millis(20);
 pub struct Rate {
     pub per_second: u32,
     pub burst: u32,
+}
+
+impl std::str::FromStr for Rate {
+    type Err = crate::Error;
+    /// `PER_SECOND[/BURST]` (the burst defaults to the rate).
+    fn from_str(s: &str) -> Result<Self, crate::Error> {
+        let bad = || {
+            crate::Error::Config(format!(
+                "connection rate {s:?}: expected PER_SECOND[/BURST], e.g. 100/1000"
+            ))
+        };
+        let (rate, burst) = match s.split_once('/') {
+            Some((r, b)) => (r, Some(b)),
+            None => (s, None),
+        };
+        let per_second: u32 = rate.trim().parse().map_err(|_| bad())?;
+        let burst: u32 = match burst {
+            Some(b) => b.trim().parse().map_err(|_| bad())?,
+            None => per_second,
+        };
+        if burst == 0 {
+            return Err(bad());
+        }
+        Ok(Rate { per_second, burst })
+    }
 }
 
 /// The certificate chain and private key of the stand-in's TLS (PEM files).
@@ -98,15 +123,15 @@ pub enum BinaryCopy {
 }
 
 impl std::str::FromStr for BinaryCopy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, crate::Error> {
         match s {
             "accept" => Ok(BinaryCopy::Accept),
             "refuse" => Ok(BinaryCopy::Refuse),
             "refuse-in-transaction" => Ok(BinaryCopy::RefuseInTransaction),
-            _ => Err(format!(
+            _ => Err(crate::Error::Config(format!(
                 "binary copy {s:?}: expected accept, refuse or refuse-in-transaction"
-            )),
+            ))),
         }
     }
 }
@@ -114,10 +139,23 @@ impl std::str::FromStr for BinaryCopy {
 /// What a successful `CALL sys.wait_for_job('<id>')` answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WaitForJobResult {
-    /// One row, one boolean column `wait_for_job` (true: the job succeeded) [DOCS].
+    /// One row, one boolean column `wait_for_job` (true: the job succeeded) \[DOCS\].
     Row,
     /// Only the tag `CALL`.
     TagOnly,
+}
+
+impl std::str::FromStr for WaitForJobResult {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, crate::Error> {
+        match s {
+            "row" => Ok(WaitForJobResult::Row),
+            "tag" => Ok(WaitForJobResult::TagOnly),
+            _ => Err(crate::Error::Config(format!(
+                "wait_for_job result {s:?}: expected row or tag"
+            ))),
+        }
+    }
 }
 
 /// How a failed job ends in `sys.jobs`.
@@ -130,6 +168,19 @@ pub enum FailedJobStatus {
     Failed,
 }
 
+impl std::str::FromStr for FailedJobStatus {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, crate::Error> {
+        match s {
+            "completed" => Ok(FailedJobStatus::Completed),
+            "failed" => Ok(FailedJobStatus::Failed),
+            _ => Err(crate::Error::Config(format!(
+                "failed job status {s:?}: expected completed or failed"
+            ))),
+        }
+    }
+}
+
 /// The answers the record does not give, one switch each, so the tool can be proven under every
 /// possible answer. Each field names what the record says.
 #[derive(Debug, Clone)]
@@ -138,13 +189,13 @@ pub struct Unknowns {
     /// or inside BEGIN. AWS documents text/CSV `\copy` only. Default: accept.
     pub binary_copy: BinaryCopy,
     /// NOT RECORDED (§1, §5.1): whether COPY rows count toward the 3,000-row cap. Default: they
-    /// count (one COPY is one transaction [DOCS]).
+    /// count (one COPY is one transaction \[DOCS\]).
     pub copy_rows_count: bool,
     /// NOT RECORDED (§5.1): whether UPDATE and DELETE rows count toward the cap. Default: they
-    /// count ("rows modified" [DOCS]).
+    /// count ("rows modified" \[DOCS\]).
     pub update_delete_rows_count: bool,
     /// NOT RECORDED (§3.4): what a successful `CALL sys.wait_for_job` returns. Default: one
-    /// boolean row [DOCS].
+    /// boolean row \[DOCS\].
     pub wait_for_job_result: WaitForJobResult,
     /// NOT RECORDED (§3.2): how a unique build over duplicates ends. Default: `completed` with
     /// the error in `details`, as the record shows for another failed build.
@@ -203,5 +254,43 @@ impl Config {
             lock_wait: LOCK_WAIT,
             extra_settings: Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn switches_parse_from_their_command_line_words() {
+        let rate = |s: &str| s.parse::<Rate>().ok();
+        assert_eq!(
+            rate("100/1000"),
+            Some(Rate {
+                per_second: 100,
+                burst: 1000
+            })
+        );
+        assert_eq!(
+            rate("5"),
+            Some(Rate {
+                per_second: 5,
+                burst: 5
+            })
+        );
+        assert_eq!(rate("x/1"), None);
+        assert_eq!(
+            "refuse-in-transaction".parse::<BinaryCopy>().ok(),
+            Some(BinaryCopy::RefuseInTransaction)
+        );
+        assert_eq!(
+            "tag".parse::<WaitForJobResult>().ok(),
+            Some(WaitForJobResult::TagOnly)
+        );
+        assert_eq!(
+            "failed".parse::<FailedJobStatus>().ok(),
+            Some(FailedJobStatus::Failed)
+        );
+        assert!("maybe".parse::<BinaryCopy>().is_err());
     }
 }

@@ -140,6 +140,11 @@ impl Knobs {
         }
     }
 
+    /// New connections a second allowed now (0: unlimited).
+    pub fn connection_rate(&self) -> u32 {
+        self.rate_per_second.load(Ordering::Relaxed)
+    }
+
     /// Takes a token for a new connection; false when the rate is exceeded.
     pub fn take_connection_token(&self) -> bool {
         let per_second = self.rate_per_second.load(Ordering::Relaxed);

@@ -1,8 +1,8 @@
 //! What DSQL answers, in one place: every SQLSTATE and message the stand-in produces, each with
 //! its source.
 //!
-//! Sources: `[REC §n]` is a probe a real cluster answered (dsql-recorded.md, section n); `[DOCS]`
-//! is AWS's documentation; `[CHOSEN]` is wording the record does not give, chosen to read like
+//! Sources: `[REC §n]` is a probe a real cluster answered (dsql-recorded.md, section n); `\[DOCS\]`
+//! is AWS's documentation; `\[CHOSEN\]` is wording the record does not give, chosen to read like
 //! PostgreSQL or like DSQL's recorded messages, for a behaviour that is documented or switchable.
 
 /// A refusal: the SQLSTATE and message a statement gets.
@@ -74,7 +74,7 @@ pub const ADD_COLUMN_CONSTRAINT: &str = "ALTER TABLE ADD COLUMN with constraint 
 /// `[REC §4]`
 pub const ALTER_COLUMN_TYPE: &str =
     "unsupported ALTER TABLE ALTER COLUMN ... SET DATA TYPE statement";
-/// `[CHOSEN]` ALTER TABLE ASYNC other than VALIDATE CONSTRAINT (the documented form).
+/// `\[CHOSEN\]` ALTER TABLE ASYNC other than VALIDATE CONSTRAINT (the documented form).
 pub const ALTER_ASYNC_OTHER: &str = "unsupported ALTER TABLE ASYNC statement";
 /// `[REC §8]`
 pub const IDENTITY_CACHE: &str = "identity column is not supported without an explicit cache size. please define CACHE greater than or equal to 65536 or equal to 1";
@@ -103,13 +103,13 @@ pub const DROP_TYPE: &str = "unsupported object in DROP statement";
 pub const TEMPORARY_TABLE: &str = "TEMPORARY or TEMP table not supported for CREATE TABLE";
 /// `[REC §3.1]`
 pub const UNLOGGED_TABLE: &str = "UNLOGGED table not supported for CREATE TABLE";
-/// `[CHOSEN]` DSQL documents INHERITS and PARTITION as unsupported; the wording follows the
+/// `\[CHOSEN\]` DSQL documents INHERITS and PARTITION as unsupported; the wording follows the
 /// recorded TEMPORARY/UNLOGGED refusals.
 pub const INHERITS: &str = "INHERITS not supported for CREATE TABLE";
 pub const PARTITION: &str = "PARTITION not supported for CREATE TABLE";
-/// `[CHOSEN]` DSQL documents COPY to or from a server file as unsupported ("Only STDIN/STDOUT").
+/// `\[CHOSEN\]` DSQL documents COPY to or from a server file as unsupported ("Only STDIN/STDOUT").
 pub const COPY_FILE: &str = "COPY to or from a file not supported, use STDIN or STDOUT";
-/// `[CHOSEN]` The answer to binary COPY under `--binary-copy refuse`: the record never probed it
+/// `\[CHOSEN\]` The answer to binary COPY under `--binary-copy refuse`: the record never probed it
 /// (§1); 0A000 like every other dialect refusal.
 pub const BINARY_COPY_REFUSED: &str = "COPY with FORMAT binary not supported";
 
@@ -185,15 +185,15 @@ pub fn age_limit(limit: std::time::Duration) -> String {
     format!("transaction age limit of {seconds}s exceeded")
 }
 
-/// `[CHOSEN]` PostgreSQL's own wording for a full server.
+/// `\[CHOSEN\]` PostgreSQL's own wording for a full server.
 pub const TOO_MANY_CONNECTIONS_MESSAGE: &str = "sorry, too many clients already";
 
-/// `[CHOSEN]` PostgreSQL has no connection rate; DSQL's text is not recorded.
+/// `\[CHOSEN\]` PostgreSQL has no connection rate; DSQL's text is not recorded.
 pub fn rate_exceeded(per_second: u32) -> String {
     format!("too many connection attempts: more than {per_second} new connections per second")
 }
 
-/// `[CHOSEN]` PostgreSQL-like, with the limit in seconds.
+/// `\[CHOSEN\]` PostgreSQL-like, with the limit in seconds.
 pub fn connection_age(seconds: u64) -> String {
     format!("terminating connection: maximum connection age of {seconds}s reached")
 }

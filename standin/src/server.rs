@@ -5,7 +5,7 @@
 //! open sessions a new one gets a FATAL 53300; past the connection rate (a token bucket, `rate`
 //! a second, `burst` saved) a FATAL 53400; a session older than `max_connection_age` gets a FATAL
 //! 57P01 and is closed once it is out of any transaction (DSQL lets a transaction started in the
-//! 60th minute finish [DOCS]). Authentication: any user and password are accepted (DSQL's user is
+//! 60th minute finish \[DOCS\]). Authentication: any user and password are accepted (DSQL's user is
 //! `admin`; the upstream session uses the upstream URL's user). The client's database is the
 //! upstream database.
 

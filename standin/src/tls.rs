@@ -1,5 +1,5 @@
 //! TLS for clients that ask for it: an SSLRequest is answered `S` and the connection is
-//! upgraded when a certificate and key are configured (DSQL always offers TLS [DOCS]), `N`
+//! upgraded when a certificate and key are configured (DSQL always offers TLS \[DOCS\]), `N`
 //! otherwise. The upstream is a local PostgreSQL and is reached without TLS.
 
 use std::pin::Pin;

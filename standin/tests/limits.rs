@@ -5,46 +5,30 @@
 mod common;
 
 use bytes::Bytes;
-use common::{Obs, Probe, database};
-use futures::SinkExt;
+use common::{Obs, Probe, client_with, copy_until_refused, database, db_error};
 use snap2dsql_tests::{connect, standin};
 use std::time::Duration;
-
-fn db_error(e: &tokio_postgres::Error) -> (String, String) {
-    let d = e
-        .as_db_error()
-        .unwrap_or_else(|| panic!("not a database error: {e}"));
-    (d.code().code().to_owned(), d.message().to_owned())
-}
 
 #[tokio::test]
 async fn ten_mib_of_copy_data_in_one_transaction_is_refused_at_the_copy() {
     let s = standin::start().await;
-    let url = s.db("limit_size");
-    let mut c = connect(&url).await;
-    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
-        .await
-        .unwrap();
+    let (_, mut c) = client_with(
+        &s,
+        "limit_size",
+        &["CREATE TABLE t (id int PRIMARY KEY, v text)"],
+    )
+    .await;
     // 2,000 rows of 6 KiB: 11.7 MiB, under the row cap, over the size limit.
     let value = "x".repeat(6 * 1024);
+    let chunks = (0..20).map(|chunk| {
+        let rows: String = (0..100)
+            .map(|i| format!("{}\t{value}\n", chunk * 100 + i))
+            .collect();
+        Bytes::from(rows)
+    });
     let tx = c.transaction().await.unwrap();
     let sink = tx.copy_in("COPY t (id, v) FROM STDIN").await.unwrap();
-    futures::pin_mut!(sink);
-    let mut failed = None;
-    for chunk in 0..20 {
-        let mut data = String::new();
-        for i in 0..100 {
-            data.push_str(&format!("{}\t{value}\n", chunk * 100 + i));
-        }
-        if let Err(e) = sink.send(Bytes::from(data)).await {
-            failed = Some(e);
-            break;
-        }
-    }
-    let e = match failed {
-        Some(e) => e,
-        None => sink.finish().await.unwrap_err(),
-    };
+    let e = copy_until_refused(sink, chunks, Duration::ZERO).await;
     assert_eq!(
         db_error(&e),
         (
@@ -73,11 +57,12 @@ async fn ten_mib_of_copy_data_in_one_transaction_is_refused_at_the_copy() {
 async fn the_size_limit_counts_bind_parameters_across_statements() {
     let s = standin::start().await;
     s.set_max_bytes(100_000);
-    let url = s.db("limit_params");
-    let mut c = connect(&url).await;
-    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
-        .await
-        .unwrap();
+    let (_, mut c) = client_with(
+        &s,
+        "limit_params",
+        &["CREATE TABLE t (id int PRIMARY KEY, v text)"],
+    )
+    .await;
     let value = "z".repeat(40_000);
     let tx = c.transaction().await.unwrap();
     tx.execute("INSERT INTO t VALUES ($1, $2)", &[&1i32, &value])
@@ -147,26 +132,11 @@ async fn an_idle_transaction_past_its_age_fails_its_next_statement_and_its_commi
 async fn a_copy_still_streaming_when_the_age_passes_is_stopped() {
     let s = standin::start().await;
     s.set_max_transaction_age(Duration::from_millis(700));
-    let url = s.db("limit_age_copy");
-    let mut c = connect(&url).await;
-    c.batch_execute("CREATE TABLE t (id int, v text)")
-        .await
-        .unwrap();
+    let (_, mut c) = client_with(&s, "limit_age_copy", &["CREATE TABLE t (id int, v text)"]).await;
     let tx = c.transaction().await.unwrap();
     let sink = tx.copy_in("COPY t (id, v) FROM STDIN").await.unwrap();
-    futures::pin_mut!(sink);
-    let mut failed = None;
-    for i in 0..40 {
-        if let Err(e) = sink.send(Bytes::from(format!("{i}\tv\n"))).await {
-            failed = Some(e);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let e = match failed {
-        Some(e) => e,
-        None => sink.finish().await.unwrap_err(),
-    };
+    let chunks = (0..40).map(|i| Bytes::from(format!("{i}\tv\n")));
+    let e = copy_until_refused(sink, chunks, Duration::from_millis(50)).await;
     assert_eq!(
         db_error(&e),
         (

@@ -3,7 +3,10 @@
 //! autocommit and inside a transaction, as the loader does), COPY TO STDOUT, and the binary COPY
 //! switch. Every count is read back directly from the upstream, not through the stand-in.
 
+mod common;
+
 use bytes::Bytes;
+use common::client_with;
 use futures::SinkExt;
 use snap2dsql_tests::{connect, standin};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -21,11 +24,9 @@ async fn direct_count(s: &standin::Standin, url: &str, table: &str) -> i64 {
 #[tokio::test]
 async fn extended_queries_carry_binary_parameters_and_results_pipelined() {
     let s = standin::start().await;
-    let url = s.db("proto_ext");
-    let c = connect(&url).await;
-    c.batch_execute("CREATE TABLE t (id uuid PRIMARY KEY, n bigint, f float8, b bytea, j jsonb, ts timestamptz)")
-        .await
-        .unwrap();
+    let table = "CREATE TABLE t (id uuid PRIMARY KEY, n bigint, f float8, b bytea, j jsonb, \
+                 ts timestamptz)";
+    let (_, c) = client_with(&s, "proto_ext", &[table]).await;
     let stmt = c
         .prepare("INSERT INTO t VALUES ($1, $2, $3, $4, $5, now()) RETURNING n")
         .await
@@ -114,14 +115,15 @@ async fn binary_copy(
 #[tokio::test]
 async fn binary_copy_after_an_insert_in_one_transaction_commits_like_the_loader() {
     let s = standin::start().await;
-    let url = s.db("proto_copy");
-    let mut c = connect(&url).await;
-    c.batch_execute("CREATE TABLE ledger (id bigint PRIMARY KEY)")
-        .await
-        .unwrap();
-    c.batch_execute("CREATE TABLE t (id bigint PRIMARY KEY, v text)")
-        .await
-        .unwrap();
+    let (url, mut c) = client_with(
+        &s,
+        "proto_copy",
+        &[
+            "CREATE TABLE ledger (id bigint PRIMARY KEY)",
+            "CREATE TABLE t (id bigint PRIMARY KEY, v text)",
+        ],
+    )
+    .await;
     for batch in 0..3i64 {
         let tx = c.transaction().await.unwrap();
         tx.execute("INSERT INTO ledger (id) VALUES ($1)", &[&batch])
@@ -141,11 +143,12 @@ async fn binary_copy_after_an_insert_in_one_transaction_commits_like_the_loader(
 #[tokio::test]
 async fn copy_rows_add_to_the_row_cap_and_the_crossing_copy_is_refused() {
     let s = standin::start().await;
-    let url = s.db("proto_cap");
-    let mut c = connect(&url).await;
-    c.batch_execute("CREATE TABLE t (id bigint PRIMARY KEY, v text)")
-        .await
-        .unwrap();
+    let (url, mut c) = client_with(
+        &s,
+        "proto_cap",
+        &["CREATE TABLE t (id bigint PRIMARY KEY, v text)"],
+    )
+    .await;
     let tx = c.transaction().await.unwrap();
     tx.execute("INSERT INTO t (id, v) VALUES (-1, 'ledger')", &[])
         .await
@@ -168,11 +171,12 @@ async fn copy_rows_add_to_the_row_cap_and_the_crossing_copy_is_refused() {
 #[tokio::test]
 async fn text_and_csv_copy_pass_through_and_copy_out_reads_back() {
     let s = standin::start().await;
-    let url = s.db("proto_text");
-    let c = connect(&url).await;
-    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text)")
-        .await
-        .unwrap();
+    let (url, c) = client_with(
+        &s,
+        "proto_text",
+        &["CREATE TABLE t (id int PRIMARY KEY, v text)"],
+    )
+    .await;
     let sink = c.copy_in("COPY t (id, v) FROM STDIN").await.unwrap();
     futures::pin_mut!(sink);
     sink.send(Bytes::from_static(b"1\tone\n2\ttwo\\nlines\n"))
@@ -200,14 +204,15 @@ async fn text_and_csv_copy_pass_through_and_copy_out_reads_back() {
 #[tokio::test]
 async fn a_copy_failing_upstream_leaves_the_connection_usable() {
     let s = standin::start().await;
-    let url = s.db("proto_copyfail");
-    let mut c = connect(&url).await;
-    c.batch_execute("CREATE TABLE t (id bigint PRIMARY KEY, v text)")
-        .await
-        .unwrap();
-    c.batch_execute("INSERT INTO t VALUES (5, 'taken')")
-        .await
-        .unwrap();
+    let (_, mut c) = client_with(
+        &s,
+        "proto_copyfail",
+        &[
+            "CREATE TABLE t (id bigint PRIMARY KEY, v text)",
+            "INSERT INTO t VALUES (5, 'taken')",
+        ],
+    )
+    .await;
     let tx = c.transaction().await.unwrap();
     let e = binary_copy(&tx, "t", 0, 2000).await.unwrap_err();
     assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("23505"));
@@ -223,11 +228,12 @@ async fn a_copy_failing_upstream_leaves_the_connection_usable() {
 #[tokio::test]
 async fn the_binary_copy_switch_refuses_at_the_copy_and_keeps_the_connection() {
     let s = standin::start_with(|c| c.unknowns.binary_copy = standin::BinaryCopy::Refuse).await;
-    let url = s.db("proto_switch");
-    let mut c = connect(&url).await;
-    c.batch_execute("CREATE TABLE t (id bigint PRIMARY KEY, v text)")
-        .await
-        .unwrap();
+    let (url, mut c) = client_with(
+        &s,
+        "proto_switch",
+        &["CREATE TABLE t (id bigint PRIMARY KEY, v text)"],
+    )
+    .await;
     let tx = c.transaction().await.unwrap();
     let e = binary_copy(&tx, "t", 0, 10).await.unwrap_err();
     let db = e.as_db_error().expect("a database error");

@@ -140,6 +140,31 @@ fn remove_stale_clusters() {
     }
 }
 
+/// Writes a self-signed certificate for 127.0.0.1 (a well-formed server certificate: only its
+/// issuer is untrusted) and its private key, PEM.
+pub fn self_signed_certificate(cert: &Path, key: &Path, name: &str) -> Result<(), String> {
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", &format!("/CN={name}")])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(key)
+        .arg("-out")
+        .arg(cert)
+        .output()
+        .map_err(|e| format!("run openssl: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "openssl failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
 /// A free TCP port on 127.0.0.1 (bound, read, released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -193,26 +218,7 @@ impl PgServer {
         }
         // A self-signed certificate, so TLS clients can be tested: plain clients are unaffected.
         let (cert, key) = (dir.path().join("server.crt"), dir.path().join("server.key"));
-        let out = Command::new("openssl")
-            .args([
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            ])
-            .args(["-subj", "/CN=snap2dsql-untrusted-test"])
-            // A well-formed server certificate for 127.0.0.1: only its issuer is untrusted.
-            .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-            .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .output()
-            .map_err(|e| format!("run openssl: {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "openssl failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
+        self_signed_certificate(&cert, &key, "snap2dsql-untrusted-test")?;
         if let Some((uid, gid)) = ids {
             for f in [&cert, &key] {
                 std::os::unix::fs::chown(f, Some(uid), Some(gid)).map_err(|e| e.to_string())?;

@@ -64,6 +64,35 @@ pub async fn start_with(f: impl FnOnce(&mut Config)) -> Standin {
     Standin { handle }
 }
 
+/// A self-signed certificate for 127.0.0.1 and its key, for a stand-in that speaks TLS; the
+/// certificate's PEM file is also what a client trusts. The files live as long as the value.
+pub struct TestCertificate {
+    pub files: TlsFiles,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCertificate {
+    pub fn new() -> TestCertificate {
+        let dir = tempfile::tempdir().expect("a temp dir for the certificate");
+        let (cert, key) = (
+            dir.path().join("standin.crt"),
+            dir.path().join("standin.key"),
+        );
+        crate::self_signed_certificate(&cert, &key, "snap2dsql-standin-test")
+            .expect("a certificate for the stand-in");
+        TestCertificate {
+            files: TlsFiles { cert, key },
+            _dir: dir,
+        }
+    }
+}
+
+impl Default for TestCertificate {
+    fn default() -> Self {
+        TestCertificate::new()
+    }
+}
+
 /// A stand-in on a runtime of its own (for tests without one).
 pub struct Thread {
     standin: Option<Standin>,

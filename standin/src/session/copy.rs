@@ -10,16 +10,20 @@
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::Session;
 use super::relay::ExecCtx;
+use super::{Session, Step};
 use crate::copycount::RowCounter;
 use crate::error::Result;
 use crate::rules::{self, Refusal};
 use crate::sql::CopyFormat;
 use crate::wire::msg::{self, btag, tag};
 
-impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
-    pub(crate) async fn copy_in(&mut self, ctx: &mut ExecCtx) -> Result<()> {
+impl<C: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<C> {
+    pub(crate) fn copy_in<'a>(&'a mut self, ctx: &'a mut ExecCtx) -> Step<'a> {
+        Box::pin(self.copy_in_inner(ctx))
+    }
+
+    async fn copy_in_inner(&mut self, ctx: &mut ExecCtx) -> Result<()> {
         let format = ctx.copy_format().unwrap_or(CopyFormat::Text);
         let mut counter = RowCounter::new(format);
         let knobs = self.shared.knobs.clone();

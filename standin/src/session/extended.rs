@@ -12,7 +12,7 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::relay::{ExecCtx, Outcome};
-use super::{Expect, InternalResult, Mode, Portal, Prepared, SAVEPOINT, Session};
+use super::{Expect, InternalResult, Mode, Portal, Prepared, SAVEPOINT, Session, Step};
 use crate::config::BinaryCopy;
 use crate::error::Result;
 use crate::knobs::Counters;
@@ -28,7 +28,7 @@ pub(crate) fn is_conflict(code: &str) -> bool {
     matches!(code, "55P03" | "40001" | "40P01")
 }
 
-impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
+impl<C: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<C> {
     pub(crate) async fn on_parse(&mut self, f: &Frame) -> Result<()> {
         if self.discarding {
             return Ok(());
@@ -63,14 +63,10 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
                     &prepared.analysis.upstream_sql,
                     &prepared.param_types,
                 );
+                self.expect_ack();
             } else {
-                self.up.queue(&f.raw);
+                self.forward_acked(f);
             }
-            self.pending.push_back(Expect::Ack {
-                relay: true,
-                client: true,
-            });
-            self.need_flush = true;
         }
         self.statements.insert(name, prepared);
         Ok(())
@@ -96,12 +92,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
                 );
             }
             other => {
-                self.up.queue(&f.raw);
-                self.pending.push_back(Expect::Ack {
-                    relay: true,
-                    client: true,
-                });
-                self.need_flush = true;
+                self.forward_acked(f);
                 if let Some(p) = other {
                     self.portals.insert(
                         portal_name,
@@ -173,17 +164,32 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
             self.drain().await?;
             msg::empty(self.client.wbuf(), btag::CLOSE_COMPLETE);
         } else {
-            self.up.queue(&f.raw);
-            self.pending.push_back(Expect::Ack {
-                relay: true,
-                client: true,
-            });
-            self.need_flush = true;
+            self.forward_acked(f);
         }
         Ok(())
     }
 
+    /// A client message answered by ParseComplete, BindComplete or CloseComplete, forwarded.
+    fn forward_acked(&mut self, f: &Frame) {
+        self.up.queue(&f.raw);
+        self.expect_ack();
+    }
+
+    fn expect_ack(&mut self) {
+        self.pending.push_back(Expect::Ack {
+            relay: true,
+            client: true,
+        });
+        self.need_flush = true;
+    }
+
     pub(crate) async fn on_sync(&mut self) -> Result<()> {
+        self.sync().await
+    }
+
+    /// Ends the client's request: Sync upstream, its ReadyForQuery relayed; the batch's error
+    /// state is over, and outside a transaction its portals are gone.
+    pub(crate) async fn sync(&mut self) -> Result<()> {
         msg::empty(self.up.wbuf(), tag::SYNC);
         self.pending.push_back(Expect::Sync { relay: true });
         self.need_flush = false;
@@ -192,7 +198,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
         if self.status == b'I' {
             self.portals.clear();
         }
-        self.after_transaction().await
+        Ok(())
     }
 
     pub(crate) async fn on_flush(&mut self) -> Result<()> {
@@ -305,7 +311,16 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
     }
 
     /// Runs a statement's Execute (the client's, or one the stand-in makes for a simple query).
-    pub(crate) async fn execute(
+    pub(crate) fn execute<'a>(
+        &'a mut self,
+        portal: Portal,
+        frame: Option<&'a Frame>,
+        mode: Mode,
+    ) -> Step<'a> {
+        Box::pin(self.execute_inner(portal, frame, mode))
+    }
+
+    async fn execute_inner(
         &mut self,
         portal: Portal,
         frame: Option<&Frame>,
@@ -370,7 +385,11 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
     }
 
     /// A statement ended upstream: count it, check the limits, answer.
-    async fn finish(&mut self, ctx: Box<ExecCtx>, portal: &Portal, mode: Mode) -> Result<()> {
+    fn finish<'a>(&'a mut self, ctx: Box<ExecCtx>, portal: &'a Portal, mode: Mode) -> Step<'a> {
+        Box::pin(self.finish_inner(ctx, portal, mode))
+    }
+
+    async fn finish_inner(&mut self, ctx: Box<ExecCtx>, portal: &Portal, mode: Mode) -> Result<()> {
         let mut ctx = ctx;
         if !matches!(ctx.outcome, Outcome::Complete(_)) {
             if let Outcome::Failed(_, fields) = &ctx.outcome
@@ -433,6 +452,9 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
             Kind::Commit | Kind::Rollback => self.end_transaction(&tag),
             _ => {}
         }
+        if portal.prepared.analysis.drop_job {
+            self.shared.jobs.record_drop(&self.db).await;
+        }
         if portal.prepared.analysis.discards_prepared {
             self.internals_ready = false;
             self.ensure_internals().await?;
@@ -475,11 +497,6 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
         if self.status == b'T' {
             self.status = b'E';
         }
-        Ok(())
-    }
-
-    /// After a Sync: a connection past its age is closed once its transaction is over.
-    pub(crate) async fn after_transaction(&mut self) -> Result<()> {
         Ok(())
     }
 }

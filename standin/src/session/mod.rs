@@ -1,19 +1,19 @@
 //! One client connection: the proxy between the client and its own upstream session.
 //!
 //! The session reads client messages in order and forwards each upstream unless a rule
-//! intervenes. It keeps a queue of the responses it expects from upstream ([`relay`]), so the
+//! intervenes. It keeps a queue of the responses it expects from upstream (`relay`), so the
 //! answers of forwarded messages, of the statements it injects itself (savepoints, refusals) and
 //! of the statements it answers itself stay in protocol order. Result rows and COPY data are
 //! forwarded as raw frames.
 //!
-//! - [`extended`]: Parse/Bind/Describe/Execute/Close/Sync/Flush, and every statement's Execute
+//! - `extended`: Parse/Bind/Describe/Execute/Close/Sync/Flush, and every statement's Execute
 //!   with its rules before and after.
-//! - [`simple`]: a simple Query, run statement by statement through the extended protocol upstream,
+//! - `simple`: a simple Query, run statement by statement through the extended protocol upstream,
 //!   so the stand-in can check each one and hold a multi-statement query's implicit transaction
 //!   until its end, as PostgreSQL and DSQL do [REC §5.3].
-//! - [`copy`]: COPY FROM STDIN streamed, counted, and stopped at a limit.
-//! - [`virt`]: statements the stand-in answers itself, and COMMIT.
-//! - [`relay`]: the expected-response queue and the upstream reader.
+//! - `copy`: COPY FROM STDIN streamed, counted, and stopped at a limit.
+//! - `virt`: statements the stand-in answers itself, and COMMIT.
+//! - `relay`: the expected-response queue and the upstream reader.
 //!
 //! A refusal inside a transaction must leave the upstream transaction aborted exactly as DSQL's
 //! is (later statements 25P02, COMMIT answered `ROLLBACK`): the stand-in makes PostgreSQL raise
@@ -42,6 +42,12 @@ use crate::wire::msg::{self, tag};
 use crate::wire::{Conn, Frame};
 pub(crate) use relay::Expect;
 use relay::{ExecCtx, InternalResult};
+
+/// A boxed step of a session: the session's futures nest deeply (a statement waits for its
+/// answers, which may run a COPY, which ...), and boxing the big ones keeps every poll's stack
+/// small.
+pub(crate) type Step<'a, T = ()> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<T>> + Send + 'a>>;
 
 /// The stand-in's own prepared statements in every upstream session.
 pub(crate) const RAISE: &str = "__standin_raise";
@@ -104,12 +110,15 @@ pub struct Session<C> {
     pub(crate) internal_result: Option<InternalResult>,
     pub(crate) exec_done: Option<Box<ExecCtx>>,
     pub(crate) internals_ready: bool,
+    /// The client has had its ReadyForQuery and sent nothing since (a connection past its age
+    /// is closed only then).
+    pub(crate) between_requests: bool,
     /// An upstream message read ahead (during COPY) and not yet matched.
     pub(crate) pushback: Option<Frame>,
     pub(crate) cancel: Arc<tokio::sync::Notify>,
 }
 
-impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
+impl<C: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<C> {
     pub(crate) fn new(
         shared: Arc<Shared>,
         client: Conn<C>,
@@ -137,6 +146,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
             exec_done: None,
             internals_ready: false,
             pushback: None,
+            between_requests: true,
             cancel,
         }
     }
@@ -170,7 +180,8 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
         loop {
             self.client.flush().await?;
             let age = self.shared.knobs.max_connection_age();
-            let deadline = (self.status == b'I' && !age.is_zero()).then(|| self.born + age);
+            let deadline = (self.status == b'I' && self.between_requests && !age.is_zero())
+                .then(|| self.born + age);
             let frame = match deadline {
                 Some(d) => tokio::select! {
                     f = self.client.read_frame() => f?,
@@ -180,6 +191,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
                 },
                 None => self.client.read_frame().await?,
             };
+            self.between_requests = matches!(frame.tag, tag::QUERY | tag::SYNC);
             match frame.tag {
                 tag::QUERY => self.simple_query(&frame).await?,
                 tag::PARSE => self.on_parse(&frame).await?,
@@ -252,7 +264,11 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
     /// so an explicit transaction ends up aborted (and an implicit one rolled back), and the
     /// client gets DSQL's SQLSTATE and message. In an aborted transaction PostgreSQL's 25P02
     /// answers instead, as on DSQL [REC §5.4].
-    pub(crate) async fn refuse(&mut self, r: &Refusal) -> Result<()> {
+    pub(crate) fn refuse<'a>(&'a mut self, r: &'a Refusal) -> Step<'a> {
+        Box::pin(self.refuse_inner(r))
+    }
+
+    async fn refuse_inner(&mut self, r: &Refusal) -> Result<()> {
         self.ensure_internals().await?;
         let result = self
             .internal(RAISE, &[Some(r.code.as_str()), Some(r.message.as_str())])
@@ -279,7 +295,15 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
     }
 
     /// Runs one of the stand-in's own prepared statements and waits for its result.
-    pub(crate) async fn internal(
+    pub(crate) fn internal<'a>(
+        &'a mut self,
+        statement: &'a str,
+        params: &'a [Option<&'a str>],
+    ) -> Step<'a, InternalResult> {
+        Box::pin(self.internal_inner(statement, params))
+    }
+
+    async fn internal_inner(
         &mut self,
         statement: &str,
         params: &[Option<&str>],

@@ -36,7 +36,7 @@ use crate::wire::msg::{self, tag};
 
 const TEMP: &str = "__standin_tmp";
 
-impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
+impl<C: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<C> {
     /// A conflicting write inside an explicit transaction: taken back, answered, doomed.
     pub(crate) async fn doomed(
         &mut self,

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::Session;
+use super::{Session, Step};
 use crate::error::Result;
 use crate::sql::{Kind, Write};
 use crate::wire::Frame;
@@ -115,9 +115,13 @@ impl ExecCtx {
     }
 }
 
-impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
+impl<C: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<C> {
     /// Reads upstream answers until every expected one has arrived.
-    pub(crate) async fn drain(&mut self) -> Result<()> {
+    pub(crate) fn drain(&mut self) -> Step<'_> {
+        Box::pin(self.drain_inner())
+    }
+
+    async fn drain_inner(&mut self) -> Result<()> {
         if self.pending.is_empty() {
             self.up.flush().await?;
             return Ok(());
@@ -215,7 +219,11 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
         }
     }
 
-    async fn answer(&mut self, f: Frame) -> Result<()> {
+    fn answer(&mut self, f: Frame) -> Step<'_> {
+        Box::pin(self.answer_inner(f))
+    }
+
+    async fn answer_inner(&mut self, f: Frame) -> Result<()> {
         let Some(front) = self.pending.front_mut() else {
             return Ok(());
         };

@@ -11,14 +11,18 @@
 use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Expect, Mode, Portal, Prepared, Session};
+use super::{Expect, Mode, Portal, Prepared, Session, Step};
 use crate::error::Result;
 use crate::sql::{self, Kind};
 use crate::wire::Frame;
 use crate::wire::msg::{self, btag, tag};
 
-impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
-    pub(crate) async fn simple_query(&mut self, f: &Frame) -> Result<()> {
+impl<C: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<C> {
+    pub(crate) fn simple_query<'a>(&'a mut self, f: &'a Frame) -> Step<'a> {
+        Box::pin(self.simple_query_inner(f))
+    }
+
+    async fn simple_query_inner(&mut self, f: &Frame) -> Result<()> {
         let text = msg::parse_query(f.body())?.to_owned();
         let parts = sql::split(&text);
         self.discarding = false;
@@ -72,14 +76,6 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
                 break;
             }
         }
-        msg::empty(self.up.wbuf(), tag::SYNC);
-        self.pending.push_back(Expect::Sync { relay: true });
-        self.need_flush = false;
-        self.drain().await?;
-        self.discarding = false;
-        if self.status == b'I' {
-            self.portals.clear();
-        }
-        Ok(())
+        self.sync().await
     }
 }

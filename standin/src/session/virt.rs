@@ -1,6 +1,6 @@
 //! Statements the stand-in answers itself, and COMMIT.
 //!
-//! - `CREATE [UNIQUE] INDEX ASYNC` / `ALTER TABLE ASYNC .. VALIDATE CONSTRAINT`: a job is
+//! - `CREATE \[UNIQUE\] INDEX ASYNC` / `ALTER TABLE ASYNC .. VALIDATE CONSTRAINT`: a job is
 //!   submitted ([`crate::jobs`]) and answered as one row, column `job_id` [REC §3.2, §4].
 //! - `CALL sys.wait_for_job('<id>' | $n)`: waits for the job; one boolean row, or the tag alone
 //!   (switch [`crate::Unknowns::wait_for_job_result`]).
@@ -14,7 +14,7 @@ use rand::Rng;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::extended::result_formats;
-use super::{InternalResult, Mode, Portal, ROLLBACK, Session};
+use super::{InternalResult, Mode, Portal, ROLLBACK, Session, Step};
 use crate::config::WaitForJobResult;
 use crate::error::Result;
 use crate::knobs::Counters;
@@ -22,7 +22,7 @@ use crate::rules::{self, Refusal};
 use crate::sql::{JobArg, Kind, Virtual};
 use crate::wire::msg::{self, Column, btag, oid};
 
-impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
+impl<C: AsyncRead + AsyncWrite + Unpin + Send + Sync> Session<C> {
     /// The columns a virtual statement answers (None: no rows, NoData).
     fn virtual_columns(&self, v: &Virtual) -> Option<Vec<Column<'static>>> {
         let text = |name: &'static str| Column {
@@ -156,7 +156,11 @@ impl<C: AsyncRead + AsyncWrite + Unpin + Send> Session<C> {
 
     /// Decides a COMMIT of an explicit transaction: false when it failed here (the transaction
     /// is rolled back upstream and the error answered), true to send it upstream.
-    pub(crate) async fn commit_allowed(&mut self) -> Result<bool> {
+    pub(crate) fn commit_allowed(&mut self) -> Step<'_, bool> {
+        Box::pin(self.commit_allowed_inner())
+    }
+
+    async fn commit_allowed_inner(&mut self) -> Result<bool> {
         let knobs = self.shared.knobs.clone();
         let limit = knobs.max_transaction_age();
         let failure = if self.txn.aged || self.txn.expired(limit, std::time::Instant::now()) {

@@ -25,7 +25,7 @@ fn unsupported(message: impl Into<String>) -> Option<Refusal> {
     refuse(rules::UNSUPPORTED, message)
 }
 
-fn string_of(n: &protobuf::Node) -> Option<&str> {
+pub(super) fn string_of(n: &protobuf::Node) -> Option<&str> {
     match n.node.as_ref()? {
         N::String(s) => Some(&s.sval),
         N::AConst(c) => match c.val.as_ref()? {
@@ -68,7 +68,7 @@ fn cache_ok(options: &[protobuf::Node]) -> bool {
         .is_some_and(|c| c == 1.0 || c >= 65536.0)
 }
 
-/// `CREATE [UNIQUE] INDEX ASYNC` and `ALTER TABLE ASYNC`.
+/// `CREATE \[UNIQUE\] INDEX ASYNC` and `ALTER TABLE ASYNC`.
 pub fn asynchronous(sql: &str, form: AsyncForm, word: Tok) -> Analysis {
     let (build_sql, replacement) = match form {
         AsyncForm::Index => (tokens::replace(sql, word, "CONCURRENTLY"), "CONCURRENTLY"),
@@ -104,7 +104,7 @@ fn index_async(sql: &str, build_sql: String, i: &protobuf::IndexStmt) -> Analysi
         return Analysis::new(sql, Kind::Unparsed);
     };
     if !i.access_method.is_empty() && i.access_method != "btree" {
-        // [DOCS] non-btree indexes are unsupported; wording CHOSEN.
+        // \[DOCS\] non-btree indexes are unsupported; wording CHOSEN.
         return Analysis::refused(
             sql,
             Refusal::new(
@@ -116,7 +116,7 @@ fn index_async(sql: &str, build_sql: String, i: &protobuf::IndexStmt) -> Analysi
     let mut columns = Vec::new();
     for p in &i.index_params {
         if let Some(N::IndexElem(e)) = p.node.as_ref() {
-            // [DOCS] CREATE INDEX ASYNC takes NULLS FIRST|LAST, not ASC|DESC; wording CHOSEN.
+            // \[DOCS\] CREATE INDEX ASYNC takes NULLS FIRST|LAST, not ASC|DESC; wording CHOSEN.
             if e.ordering != protobuf::SortByDir::SortbyDefault as i32 {
                 return Analysis::refused(
                     sql,
@@ -186,7 +186,7 @@ pub fn statement(sql: &str, parsed: &pg_query::ParseResult, extra: &[String]) ->
     let mut a = Analysis::new(sql, Kind::Other);
     let (kind, refusal) = classify(node, extra, &mut a);
     a.kind = kind;
-    a.refusal = refusal.or_else(|| expression_refusal(parsed));
+    a.refusal = refusal.or_else(|| super::expressions::refusal(parsed));
     a
 }
 
@@ -254,6 +254,10 @@ fn classify(node: &N, extra: &[String], a: &mut Analysis) -> (Kind, Option<Refus
         }
         N::DropStmt(d) if d.remove_type == ObjectType::ObjectType as i32 => {
             (Kind::Ddl, unsupported(rules::DROP_TYPE))
+        }
+        N::DropStmt(d) if d.remove_type == ObjectType::ObjectTable as i32 => {
+            a.drop_job = true;
+            (Kind::Ddl, None)
         }
         N::RenameStmt(r) if r.rename_type == ObjectType::ObjectType as i32 => {
             (Kind::Ddl, unsupported(rules::RENAME_TYPE))
@@ -546,133 +550,4 @@ fn alter_table(t: &protobuf::AlterTableStmt, a: &mut Analysis) -> Option<Refusal
         a.upstream_sql = sql;
     }
     None
-}
-
-/// Refusals anywhere in a statement's expressions: geometric values and text search
-/// configurations [REC §7], locking strengths [REC §6], the LEFT JOIN LATERAL defect [REC §7].
-fn expression_refusal(parsed: &pg_query::ParseResult) -> Option<Refusal> {
-    for (node, ..) in parsed.protobuf.nodes() {
-        let found = match node {
-            pg_query::NodeRef::FuncCall(f) => function(f),
-            pg_query::NodeRef::TypeCast(t) => t
-                .type_name
-                .as_ref()
-                .and_then(types::base_name)
-                .filter(|n| types::is_geometric(n))
-                .map(|n| Refusal::new(rules::UNSUPPORTED, rules::datatype(&n))),
-            pg_query::NodeRef::SelectStmt(s) => locking(s),
-            pg_query::NodeRef::JoinExpr(j) => lateral(j),
-            _ => None,
-        };
-        if found.is_some() {
-            return found;
-        }
-    }
-    None
-}
-
-fn function(f: &protobuf::FuncCall) -> Option<Refusal> {
-    let names: Vec<&str> = f.funcname.iter().filter_map(string_of).collect();
-    let (schema, name) = match names.as_slice() {
-        [name] => (None, name.to_ascii_lowercase()),
-        [schema, name] => (Some(*schema), name.to_ascii_lowercase()),
-        _ => return None,
-    };
-    if schema.is_some_and(|s| s != "pg_catalog") {
-        return None;
-    }
-    if types::is_geometric(&name) {
-        return unsupported(rules::datatype(&name));
-    }
-    let text_search = matches!(
-        name.as_str(),
-        "to_tsvector"
-            | "to_tsquery"
-            | "plainto_tsquery"
-            | "phraseto_tsquery"
-            | "websearch_to_tsquery"
-    );
-    if text_search && f.args.len() >= 2 {
-        // DSQL has no text search configurations [REC §7].
-        let config = string_of(&f.args[0])?;
-        let config = config.rsplit('.').next().unwrap_or(config);
-        return refuse(
-            rules::UNDEFINED_OBJECT,
-            rules::text_search_configuration(config),
-        );
-    }
-    None
-}
-
-fn locking(s: &protobuf::SelectStmt) -> Option<Refusal> {
-    s.locking_clause.iter().find_map(|l| match l.node.as_ref() {
-        Some(N::LockingClause(l))
-            if l.strength == LockClauseStrength::LcsForshare as i32
-                || l.strength == LockClauseStrength::LcsFornokeyupdate as i32 =>
-        {
-            unsupported(rules::LOCKING_CLAUSE)
-        }
-        _ => None,
-    })
-}
-
-/// [REC §7] DSQL refuses a LEFT JOIN LATERAL whose subquery's output references the outer
-/// relation (42804, a suspected planner defect); CROSS and INNER LATERAL work.
-fn lateral(j: &protobuf::JoinExpr) -> Option<Refusal> {
-    if j.jointype != protobuf::JoinType::JoinLeft as i32 {
-        return None;
-    }
-    let Some(N::RangeSubselect(r)) = j.rarg.as_deref()?.node.as_ref() else {
-        return None;
-    };
-    if !r.lateral {
-        return None;
-    }
-    let Some(N::SelectStmt(sub)) = r.subquery.as_deref()?.node.as_ref() else {
-        return None;
-    };
-    let mut own = Vec::new();
-    let mut first_relation = None;
-    for f in &sub.from_clause {
-        if let Some(N::RangeVar(v)) = f.node.as_ref() {
-            first_relation.get_or_insert(v.relname.clone());
-            own.push(v.relname.clone());
-            if let Some(alias) = &v.alias {
-                own.push(alias.aliasname.clone());
-            }
-        }
-    }
-    let relation = first_relation?;
-    for (i, t) in sub.target_list.iter().enumerate() {
-        if let Some(N::ResTarget(rt)) = t.node.as_ref()
-            && rt
-                .val
-                .as_deref()
-                .is_some_and(|v| references_outside(v, &own))
-        {
-            return refuse(
-                rules::DATATYPE_MISMATCH,
-                rules::lateral_attribute(i + 1, &relation),
-            );
-        }
-    }
-    None
-}
-
-/// Whether an expression has a qualified column reference to a relation not in `own`.
-fn references_outside(n: &protobuf::Node, own: &[String]) -> bool {
-    match n.node.as_ref() {
-        Some(N::ColumnRef(c)) => {
-            c.fields.len() >= 2
-                && string_of(&c.fields[0]).is_some_and(|q| !own.iter().any(|o| o == q))
-        }
-        Some(N::FuncCall(f)) => f.args.iter().any(|a| references_outside(a, own)),
-        Some(N::TypeCast(t)) => t.arg.as_deref().is_some_and(|a| references_outside(a, own)),
-        Some(N::AExpr(e)) => [&e.lexpr, &e.rexpr]
-            .into_iter()
-            .flatten()
-            .any(|a| references_outside(a, own)),
-        Some(N::CoalesceExpr(c)) => c.args.iter().any(|a| references_outside(a, own)),
-        _ => false,
-    }
 }

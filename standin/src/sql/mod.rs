@@ -8,6 +8,7 @@
 //! answers its own syntax errors.
 
 pub mod classify;
+pub mod expressions;
 pub mod tokens;
 pub mod types;
 
@@ -81,7 +82,7 @@ pub enum CopyFormat {
 /// The statements the stand-in answers itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Virtual {
-    /// `CREATE [UNIQUE] INDEX ASYNC` [REC §3.2]: one row, `job_id`.
+    /// `CREATE \[UNIQUE\] INDEX ASYNC` [REC §3.2]: one row, `job_id`.
     CreateIndexAsync(IndexJob),
     /// `ALTER TABLE ASYNC t VALIDATE CONSTRAINT c` [REC §4]: one row, `job_id`.
     ValidateAsync(ValidateJob),
@@ -97,7 +98,7 @@ pub enum Virtual {
 /// An index build to run in the background.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexJob {
-    /// `CREATE [UNIQUE] INDEX CONCURRENTLY ...`, the statement the build runs upstream.
+    /// `CREATE \[UNIQUE\] INDEX CONCURRENTLY ...`, the statement the build runs upstream.
     pub build_sql: String,
     /// The index's name; None: PostgreSQL's naming (`<table>_<columns>_idx`).
     pub name: Option<String>,
@@ -151,6 +152,8 @@ pub struct Analysis {
     pub checks: Vec<Check>,
     /// DISCARD ALL / DEALLOCATE ALL: the stand-in's own prepared statements go too.
     pub discards_prepared: bool,
+    /// DROP TABLE: DSQL records a DROP job [REC §3.1, §3.3].
+    pub drop_job: bool,
 }
 
 impl Analysis {
@@ -162,6 +165,7 @@ impl Analysis {
             returning: false,
             checks: Vec::new(),
             discards_prepared: false,
+            drop_job: false,
         }
     }
 

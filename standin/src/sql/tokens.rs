@@ -1,5 +1,5 @@
 //! Token-level work on SQL text, with PostgreSQL's own scanner (`pg_query::scan_tokens`): DSQL
-//! syntax PostgreSQL cannot parse (`CREATE [UNIQUE] INDEX ASYNC`, `ALTER TABLE ASYNC`), and the
+//! syntax PostgreSQL cannot parse (`CREATE \[UNIQUE\] INDEX ASYNC`, `ALTER TABLE ASYNC`), and the
 //! calls whose answers must be DSQL's rather than PostgreSQL 15's (`version()`,
 //! `current_setting(..)`).
 //!
@@ -39,7 +39,7 @@ fn is(sql: &str, t: Option<&Tok>, word: &str) -> bool {
 /// Which DSQL-only ASYNC form a statement is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AsyncForm {
-    /// `CREATE [UNIQUE] INDEX ASYNC ...`
+    /// `CREATE \[UNIQUE\] INDEX ASYNC ...`
     Index,
     /// `ALTER TABLE ASYNC ...`
     AlterTable,

@@ -286,24 +286,9 @@ fn cstr(buf: &mut BytesMut, s: &str) {
     buf.put_u8(0);
 }
 
-/// An ErrorResponse (or NoticeResponse with `tag` 'N') with severity, SQLSTATE and message.
+/// An ErrorResponse with severity, SQLSTATE and message.
 pub fn error(buf: &mut BytesMut, severity: &str, code: &str, message: &str) {
     let at = begin(buf, btag::ERROR);
-    buf.put_u8(b'S');
-    cstr(buf, severity);
-    buf.put_u8(b'V');
-    cstr(buf, severity);
-    buf.put_u8(b'C');
-    cstr(buf, code);
-    buf.put_u8(b'M');
-    cstr(buf, message);
-    buf.put_u8(0);
-    end(buf, at);
-}
-
-/// A NoticeResponse (severity NOTICE or WARNING).
-pub fn notice(buf: &mut BytesMut, severity: &str, code: &str, message: &str) {
-    let at = begin(buf, btag::NOTICE);
     buf.put_u8(b'S');
     cstr(buf, severity);
     buf.put_u8(b'V');

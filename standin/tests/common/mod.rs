@@ -122,6 +122,14 @@ fn row(b: &[u8]) -> Vec<Option<String>> {
 impl Probe {
     /// Connects as DSQL's `admin` to database `db` through `port`.
     pub async fn connect(port: u16, db: &str) -> Probe {
+        match Probe::try_connect(port, db).await {
+            Ok(p) => p,
+            Err(e) => panic!("startup refused: {e:?}"),
+        }
+    }
+
+    /// Connects; a FATAL at startup is its (SQLSTATE, message).
+    pub async fn try_connect(port: u16, db: &str) -> Result<Probe, (String, String)> {
         let stream = TcpStream::connect(("127.0.0.1", port))
             .await
             .expect("connect to the stand-in");
@@ -144,11 +152,11 @@ impl Probe {
             let (t, b) = p.read().await;
             match t {
                 b'Z' => break,
-                b'E' => panic!("startup refused: {:?}", error_fields(&b)),
+                b'E' => return Err(error_fields(&b)),
                 _ => {}
             }
         }
-        p
+        Ok(p)
     }
 
     /// The next message (tag, body); panics on a closed connection.
@@ -171,12 +179,11 @@ impl Probe {
                     return Some((t, body));
                 }
             }
-            let mut chunk = [0u8; 65536];
-            let n = self.stream.read(&mut chunk).await.ok()?;
+            self.buf.reserve(64 * 1024);
+            let n = self.stream.read_buf(&mut self.buf).await.ok()?;
             if n == 0 {
                 return None;
             }
-            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 
@@ -269,6 +276,39 @@ impl Probe {
         }
         out
     }
+
+    /// Submits an async job (CREATE INDEX ASYNC, ALTER TABLE ASYNC): its job id.
+    pub async fn job(&mut self, sql: &str) -> String {
+        let got = self.extended(sql).await;
+        match got.value() {
+            Some(id) if is_job_id(id) => id.to_owned(),
+            _ => panic!("{sql}: no job id in {got:?}"),
+        }
+    }
+
+    /// CALL sys.wait_for_job: the row it answered (`t`, `f`), None for the tag alone.
+    pub async fn wait(&mut self, id: &str) -> Option<String> {
+        let got = self
+            .extended(&format!("CALL sys.wait_for_job('{id}')"))
+            .await;
+        assert_eq!(got.tag(), Some("CALL"), "{got:?}");
+        got.value().map(str::to_owned)
+    }
+}
+
+/// A fresh database through the stand-in on `port`, `setup` run on it (simple queries, each
+/// must succeed): its name and a connection.
+pub async fn probe_with(port: u16, prefix: &str, setup: &[&str]) -> (String, Probe) {
+    let db = database(prefix);
+    let mut p = Probe::connect(port, &db).await;
+    for sql in setup {
+        let got = p.simple(sql).await;
+        assert!(
+            got.iter().all(|o| matches!(o, Obs::Ok { .. })),
+            "{sql}: {got:?}"
+        );
+    }
+    (db, p)
 }
 
 /// A fresh database, created upstream, and its name.
@@ -282,4 +322,52 @@ pub fn is_job_id(s: &str) -> bool {
     s.len() == 26
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+}
+
+/// A tokio-postgres client on a fresh database through the stand-in, after `ddl` (each statement
+/// in its own transaction: one DDL a transaction); and the database's URL.
+pub async fn client_with(
+    s: &snap2dsql_tests::standin::Standin,
+    prefix: &str,
+    ddl: &[&str],
+) -> (String, tokio_postgres::Client) {
+    let url = s.db(prefix);
+    let c = snap2dsql_tests::connect(&url).await;
+    for sql in ddl {
+        c.batch_execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    (url, c)
+}
+
+/// The SQLSTATE and message of a database error.
+pub fn db_error(e: &tokio_postgres::Error) -> (String, String) {
+    let d = e
+        .as_db_error()
+        .unwrap_or_else(|| panic!("not a database error: {e}"));
+    (d.code().code().to_owned(), d.message().to_owned())
+}
+
+/// Sends COPY data chunk by chunk (`pause` between them) until the stand-in refuses the COPY;
+/// its error, from a send or from the finish.
+pub async fn copy_until_refused(
+    sink: tokio_postgres::CopyInSink<bytes::Bytes>,
+    chunks: impl IntoIterator<Item = bytes::Bytes>,
+    pause: std::time::Duration,
+) -> tokio_postgres::Error {
+    use futures::SinkExt;
+    futures::pin_mut!(sink);
+    for chunk in chunks {
+        if let Err(e) = sink.send(chunk).await {
+            return e;
+        }
+        if !pause.is_zero() {
+            tokio::time::sleep(pause).await;
+        }
+    }
+    match sink.finish().await {
+        Ok(n) => panic!("the COPY of {n} rows was accepted"),
+        Err(e) => e,
+    }
 }
