@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # `make demo`: the seed's storefront migration rehearsed locally, end to end, no AWS account.
-# A throwaway PostgreSQL holds the source database and a target database that refuses what
-# DSQL refuses (the DSQL guard). Sizes: CUSTOMERS, ORDERS (default 10,000 and 100,000).
+# A throwaway PostgreSQL holds the source database; the target is the DSQL stand-in
+# (`snap2dsql standin`) in front of the same server's `postgres` database: it answers like Aurora
+# DSQL (its limits, its refusals, CREATE INDEX ASYNC and sys.jobs, optimistic conflicts at COMMIT),
+# so the tool speaks the DSQL dialect to it as to a real cluster.
+# Sizes: CUSTOMERS, ORDERS (default 10,000 and 100,000).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 work=$root/.work/demo
@@ -13,13 +16,27 @@ orders=${ORDERS:-100000}
 rm -rf "$work"
 mkdir -p "$work"
 port=$("$root/scripts/pg.sh" start "$work/pg")
-trap '"$root/scripts/pg.sh" remove "$work/pg"' EXIT
+standin_pid=
+cleanup() {
+  [ -z "$standin_pid" ] || kill "$standin_pid" 2>/dev/null || true
+  "$root/scripts/pg.sh" remove "$work/pg"
+}
+trap cleanup EXIT
 src="postgres://postgres@127.0.0.1:$port/storefront"
-dst="postgres://postgres@127.0.0.1:$port/dsql_standin"
 psql_() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"; }
 
+# The DSQL stand-in, with DSQL's limits (3,000 rows, 10 MiB, 300 s a transaction; connection
+# count, rate and age), 5% of commits failed with an injected optimistic conflict (40001 OC000)
+# and a 20 ms commit latency. It prints the URL to connect to.
+"$bin" standin --upstream "postgres://postgres@127.0.0.1:$port/postgres" --listen 127.0.0.1:0 \
+  --inject-conflicts 0.05 --commit-latency-ms 20 > "$work/standin.url" 2> "$work/standin.log" &
+standin_pid=$!
+for _ in $(seq 100); do [ -s "$work/standin.url" ] && break; sleep 0.1; done
+dst=$(head -n 1 "$work/standin.url")
+[ -n "$dst" ] || { echo "error: the DSQL stand-in did not start: $(cat "$work/standin.log")" >&2; exit 1; }
+
 echo "== 1. the source: storefront with $customers customers and $orders orders (PostgreSQL on 127.0.0.1:$port)"
-psql_ -d postgres -c "CREATE DATABASE storefront" -c "CREATE DATABASE dsql_standin"
+psql_ -d postgres -c "CREATE DATABASE storefront"
 psql_ -d storefront -v customers="$customers" -v orders="$orders" -f "$root/scripts/storefront.sql" >/dev/null
 # The schema as a DBA would hand it over: a pg_dump --schema-only file.
 pg_dump -h 127.0.0.1 -p "$port" -U postgres --schema-only storefront > "$work/storefront-schema.sql"
@@ -41,20 +58,20 @@ echo "-- ddl-post-load.sql:"; cat "$work/plan/ddl-post-load.sql"
 sed -i 's/^on_orphan = "fail"/on_orphan = "null"/' "$work/plan/mapping.toml"
 
 echo
-echo "== 4. run: load into a PostgreSQL that enforces DSQL's limits, with 5% injected OCC conflicts"
+echo "== 4. run: load into the DSQL stand-in ($dst), 5% of commits failing with an optimistic conflict"
 "$bin" run --export "$work/export" --mapping "$work/plan/mapping.toml" --target "$dst" \
-  --create-tables --guard-dsql-limits --inject-conflicts 0.05 --target-dialect postgres --report "$work/report.json"
+  --create-tables --report "$work/report.json"
 
 echo
 echo "== 5. rerun: the ledger makes it a no-op"
-"$bin" run --export "$work/export" --mapping "$work/plan/mapping.toml" --target "$dst" --target-dialect postgres --report "$work/report-rerun.json" | tail -n 4
+"$bin" run --export "$work/export" --mapping "$work/plan/mapping.toml" --target "$dst" --report "$work/report-rerun.json" | tail -n 4
 echo
 echo "== 6. verify: every row of the export against the target (counts, NULLs, row fingerprints)"
 "$bin" verify --export "$work/export" --mapping "$work/plan/mapping.toml" --target "$dst" \
   --report "$work/verify.json"
 echo
 echo "== 7. damage one order (its timestamp off by one microsecond): verify names the row"
-psql_ -d dsql_standin -c "UPDATE sales.orders SET order_timestamp = order_timestamp + interval '1 microsecond' WHERE old_id = 42"
+psql -X -q -v ON_ERROR_STOP=1 "$dst" -c "UPDATE sales.orders SET order_timestamp = order_timestamp + interval '1 microsecond' WHERE old_id = 42"
 if "$bin" verify --export "$work/export" --mapping "$work/plan/mapping.toml" --target "$dst" \
   --tables sales.orders --report "$work/verify-damaged.json"; then
   echo "error: verify did not find the damaged row" >&2
