@@ -192,8 +192,7 @@ pub async fn status(a: StatusArgs) -> Result<ExitCode> {
     let mapping = mapping_for(&a.export, &a.mapping, &export).await?;
     let target = Target::parse(&a.target).await?;
     let chunks = snap2dsql::chunk::plan_chunks(&export, &mapping).await?;
-    let client = target.connect().await?;
-    let done = snap2dsql::load::ledger::progress(&client, &mapping.migration.id).await?;
+    let done = snap2dsql::load::ledger::progress(&target, &mapping.migration.id).await?;
     println!(
         "{:<36} {:>12} {:>12} {:>7} {:>13} {:>8}",
         "table", "rows", "loaded", "%", "chunks", "batches"
@@ -206,11 +205,8 @@ pub async fn status(a: StatusArgs) -> Result<ExitCode> {
             .map(|c| c.rows)
             .sum();
         let n_chunks = chunks.iter().filter(|c| c.table == t.source).count();
-        let (chunks_started, batches, loaded) = done
-            .iter()
-            .find(|(name, ..)| name == &t.source)
-            .map(|(_, c, b, r)| (*c, *b, *r))
-            .unwrap_or((0, 0, 0));
+        let p = done.get(&t.source).cloned().unwrap_or_default();
+        let (chunks_started, batches, loaded) = (p.chunks, p.batches, p.rows);
         let pct = if expected == 0 {
             100.0
         } else {

@@ -155,25 +155,30 @@ async fn run_post_load(
     Ok(())
 }
 
-/// Rows per target table, by `count(*)`.
+/// Rows per target table, by source table: `count(*)` of each primary-key page
+/// ([`crate::pages`]), so no count is one long transaction.
 pub async fn count_target(target: &Target, mapping: &Mapping) -> Result<BTreeMap<String, u64>> {
-    retrying(target, "count the target's rows", |client| async move {
-        let mut out = BTreeMap::new();
-        for t in &mapping.tables {
-            let sql = format!(
-                "SELECT count(*) FROM {}",
-                ddl::qualified(&t.target_schema, &t.target_name)
-            );
-            let row = client
-                .query_one(sql.as_str(), &[])
-                .await
-                .map_err(|e| Error::db(format!("count {}", t.target()), e))?;
-            let n: i64 = row.get(0);
-            out.insert(t.source.clone(), n as u64);
-        }
-        Ok(out)
-    })
-    .await
+    let mut out = BTreeMap::new();
+    let mut reader = crate::pages::Reader::new(target, crate::verify::SESSION);
+    for t in &mapping.tables {
+        let pager = crate::verify::table::TablePlan::new(t)?.pager(Default::default());
+        let mut n = 0u64;
+        reader
+            .pages(
+                &pager,
+                &format!("count {}", t.target()),
+                None,
+                &mut n,
+                |_| Vec::new(),
+                |n, page| {
+                    *n += page.rows;
+                    Ok(())
+                },
+            )
+            .await?;
+        out.insert(t.source.clone(), n);
+    }
+    Ok(out)
 }
 
 /// One table's line in the run summary.

@@ -30,7 +30,11 @@ fn real_libclang() -> Option<std::path::PathBuf> {
     let dirs = std::fs::read_dir("/usr/lib").ok()?;
     dirs.flatten()
         .filter(|d| d.file_name().to_string_lossy().starts_with("llvm-"))
-        .flat_map(|d| std::fs::read_dir(d.path().join("lib")).into_iter().flatten())
+        .flat_map(|d| {
+            std::fs::read_dir(d.path().join("lib"))
+                .into_iter()
+                .flatten()
+        })
         .flatten()
         .map(|e| e.path())
         .find(|p| {
@@ -68,19 +72,31 @@ fn libclang_cpp_alone_is_not_libclang() {
 fn a_real_libclang_is_found_under_the_same_rules() {
     // The positive control: the same probe, the same fake root layout, a library that loads.
     let Some(real) = real_libclang() else {
-        panic!("no libclang-N.so.* under /usr/lib/llvm-*/lib: run `make deps` (installs libclang-dev)");
+        panic!(
+            "no libclang-N.so.* under /usr/lib/llvm-*/lib: run `make deps` (installs libclang-dev)"
+        );
     };
     let root = tempfile::tempdir().unwrap();
-    let dst = root.path().join("usr/lib/llvm-14/lib").join(real.file_name().unwrap());
+    let dst = root
+        .path()
+        .join("usr/lib/llvm-14/lib")
+        .join(real.file_name().unwrap());
     std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
     std::fs::copy(&real, &dst).unwrap();
-    assert!(probe(root.path(), "libclang"), "{} was not found", real.display());
+    assert!(
+        probe(root.path(), "libclang"),
+        "{} was not found",
+        real.display()
+    );
 }
 
 #[test]
 fn server_and_client_tools_count_only_when_they_run() {
     let root = tempfile::tempdir().unwrap();
-    assert!(!probe(root.path(), "pg_server"), "an empty root has no server");
+    assert!(
+        !probe(root.path(), "pg_server"),
+        "an empty root has no server"
+    );
     assert!(!probe(root.path(), "pg_client"));
     assert!(!probe(root.path(), "node"));
     assert!(!probe(root.path(), "openssl"));

@@ -1,13 +1,14 @@
 //! `verify` against a real PostgreSQL.
 //!
-//! - The canonical-text property: for many values of every DSQL target type, made inside
-//!   PostgreSQL, Rust's canonical text of the value's binary form equals PostgreSQL's `v::text`
+//! - The printer property: for many values of every DSQL target type, made inside
+//!   PostgreSQL, `convert::print` of the value's binary form equals PostgreSQL's `v::text`
 //!   in a verify session, byte for byte.
 //! - End to end: an export of a table with a column of every kind of source type, planned,
 //!   loaded and verified: every table matches (this covers every type the mapping produces).
 //! - Damage: the storefront loaded into a fresh database per case, one change made by SQL, and
 //!   verify names exactly that row (missing, extra or differing, with the columns and values).
 
+use snap2dsql::convert::print;
 use snap2dsql::export::Export;
 use snap2dsql::load::{LoadContext, LoadOptions};
 use snap2dsql::local_export::{LocalExportOptions, local_export};
@@ -15,7 +16,7 @@ use snap2dsql::mapping::Mapping;
 use snap2dsql::target::Target;
 use snap2dsql::types::PgType;
 use snap2dsql::verify::{
-    DiffKind, Difference, Status, VerifyOptions, VerifyReport, canon, prepare_session, verify,
+    DiffKind, Difference, Status, VerifyOptions, VerifyReport, prepare_session, verify,
 };
 use snap2dsql_tests::{connect, db_name, pg};
 use std::sync::Arc;
@@ -35,7 +36,7 @@ async fn check(c: &tokio_postgres::Client, ty: &str, send: &str, values: &str) -
         let want: String = r.get(0);
         let bin: Vec<u8> = r.get(1);
         let mut got = String::new();
-        canon::canonical_text(&t, &bin, &mut got).unwrap_or_else(|e| panic!("{ty}: {want:?}: {e}"));
+        print::canonical_text(&t, &bin, &mut got).unwrap_or_else(|e| panic!("{ty}: {want:?}: {e}"));
         assert_eq!(got, want, "{ty}: canonical text differs from PostgreSQL's");
     }
     rows.len()
