@@ -23,7 +23,8 @@
 //! rows, and each next one is scaled so a page takes about [`PageSizing::target`] (default 10 s,
 //! 1/30 of DSQL's limit), at most doubling, between [`PageSizing::min_rows`] and
 //! [`PageSizing::max_rows`]. A page the server ends with 54000 (the age limit: nothing else
-//! limits a read) is read again at half the rows, and later pages stay at most that large. A lost
+//! limits a read; 57014 too, a PostgreSQL `statement_timeout`) is read again at half the rows,
+//! and later pages stay at most that large. A lost
 //! connection, a conflict or throttling reads the same page again on a new connection.
 //!
 //! **Tables without a primary key** cannot be paged: without a key there is no order to resume
@@ -246,6 +247,9 @@ impl<'a> Reader<'a> {
             match result {
                 Ok(rows) => return Ok(rows),
                 Err(e) => {
+                    if ended_for_time(&e) {
+                        return Err(e);
+                    }
                     if e.class() == ErrorClass::Connection {
                         self.client = None;
                     }
@@ -289,7 +293,7 @@ impl<'a> Reader<'a> {
             let took = started.elapsed();
             let answer = match result {
                 Ok(answer) => answer,
-                Err(e) if e.class() == ErrorClass::TooBig && !pager.key.is_empty() => {
+                Err(e) if ended_for_time(&e) && !pager.key.is_empty() => {
                     if rows <= sizing.min_rows {
                         return Err(e);
                     }
@@ -298,7 +302,7 @@ impl<'a> Reader<'a> {
                     tracing::info!(step = what, rows, "page ended by the server: halved");
                     continue;
                 }
-                Err(e) if e.class() == ErrorClass::TooBig => {
+                Err(e) if ended_for_time(&e) => {
                     return Err(Error::Usage(format!(
                         "{what}: {} has no primary key, so it is read in one transaction, which the target ended ({e}); give it a primary key in the mapping",
                         pager.from
@@ -346,6 +350,13 @@ impl<'a> Reader<'a> {
             rows = sizing.next(rows, took, ceiling);
         }
     }
+}
+
+/// True when the server ended a read for its duration: DSQL's transaction age limit (54000, the
+/// only DSQL limit a read can reach) or PostgreSQL's `statement_timeout` (57014, which a
+/// PostgreSQL stand-in can use to rehearse DSQL's limit).
+fn ended_for_time(e: &Error) -> bool {
+    e.class() == ErrorClass::TooBig || e.sqlstate() == Some("57014")
 }
 
 /// Sends each `SET` alone, outside any transaction (DSQL refuses a SET it does not support, and

@@ -7,6 +7,7 @@ mod harness;
 mod hostile;
 mod load;
 mod local_export;
+mod pages;
 mod pipeline;
 mod plan;
 mod reliability;

@@ -10,15 +10,13 @@
 
 use snap2dsql::convert::print;
 use snap2dsql::export::Export;
-use snap2dsql::load::{LoadContext, LoadOptions};
-use snap2dsql::local_export::{LocalExportOptions, local_export};
 use snap2dsql::mapping::Mapping;
 use snap2dsql::target::Target;
 use snap2dsql::types::PgType;
 use snap2dsql::verify::{
     DiffKind, Difference, Status, VerifyOptions, VerifyReport, prepare_session, verify,
 };
-use snap2dsql_tests::{connect, db_name, pg};
+use snap2dsql_tests::{connect, db_name, export_and_plan, load_fresh, pg};
 use std::sync::Arc;
 
 /// Values of one type: Rust's canonical text of `send(v)` == `v::text`. Returns how many.
@@ -337,54 +335,6 @@ async fn canonical_text_equals_postgresql_for_every_target_type() {
     );
     n += check(&c, "jsonb", "jsonb_send", &jsonb).await;
     eprintln!("canonical texts: {n} values");
-}
-
-/// An export of `db`, planned: (export, mapping, directory kept alive).
-async fn export_and_plan(src: &str, id: &str) -> (Arc<Export>, Arc<Mapping>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let client = connect(src).await;
-    let mut opts = LocalExportOptions::new(id);
-    opts.rows_per_file = 250;
-    opts.rows_per_row_group = 100;
-    local_export(&client, dir.path(), &opts, &|_, _| {})
-        .await
-        .unwrap();
-    let export = Export::open(dir.path().to_str().unwrap(), None)
-        .await
-        .unwrap();
-    let plan = snap2dsql::plan::plan(&export, None).await.unwrap();
-    plan.mapping.validate("test").unwrap();
-    (Arc::new(export), Arc::new(plan.mapping), dir)
-}
-
-/// A fresh target database with the export loaded; returns (URL, target).
-async fn load_fresh(
-    export: &Arc<Export>,
-    mapping: &Arc<Mapping>,
-    prefix: &str,
-) -> (String, Target) {
-    let url = pg().create_db(prefix);
-    let target = Target::parse(&url).await.unwrap();
-    snap2dsql::migrate::prepare_target(&target, mapping, true)
-        .await
-        .unwrap();
-    let chunks = snap2dsql::chunk::plan_chunks(export, mapping)
-        .await
-        .unwrap();
-    let (orphans, _) = snap2dsql::load::orphans::scan(export, mapping)
-        .await
-        .unwrap();
-    let ctx = LoadContext {
-        export: export.clone(),
-        mapping: mapping.clone(),
-        target: target.clone(),
-        orphans,
-        options: LoadOptions::default(),
-    };
-    snap2dsql::migrate::load_chunks(&ctx, &chunks, 2, &|_, _| {})
-        .await
-        .unwrap();
-    (url, target)
 }
 
 async fn run_verify(export: &Arc<Export>, mapping: &Arc<Mapping>, target: &Target) -> VerifyReport {
