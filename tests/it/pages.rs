@@ -152,7 +152,7 @@ async fn long_reads_finish_when_the_target_ends_every_long_statement() {
          INSERT INTO public.wide (body, n) SELECT repeat(md5(g::text), 24), g FROM generate_series(1, 60000) g;",
     );
     let (export, mapping, _dir) = export_and_plan_with(&src, "age-export", None).await;
-    let (url, target) = load_fresh(&export, &mapping, "agedst").await;
+    let (url, _) = load_fresh(&export, &mapping, "agedst").await;
     let db = db_name(&url).to_string();
     // From now on every statement of a new connection ends after 150 ms, as DSQL ends every
     // transaction after 300 s.
