@@ -147,7 +147,8 @@ pub struct StatusArgs {
     /// The target whose ledger to read.
     #[arg(long)]
     pub target: String,
-    /// The mapping of the migration (its id names the ledger rows).
+    /// The mapping of the migration (its id names the ledger rows); without it, the mapping the
+    /// load recorded in the target.
     #[arg(long)]
     pub mapping: Option<PathBuf>,
 }
@@ -159,7 +160,8 @@ pub struct VerifyArgs {
     /// The target to verify: postgres://user@host:port/db, or a DSQL endpoint.
     #[arg(long)]
     pub target: String,
-    /// The mapping the load used; without it the export is planned now (as `plan` would).
+    /// The mapping the load used; without it, the one the load recorded in the target (or,
+    /// when it recorded none, a plan of the export made now).
     #[arg(long)]
     pub mapping: Option<PathBuf>,
     /// Only these source tables (schema.table), comma-separated.

@@ -1,7 +1,7 @@
 //! `verify`: every row of the export, after the mapping, against the target.
 
 use crate::args::VerifyArgs;
-use crate::run::mapping_for;
+use crate::run::loaded_mapping;
 use snap2dsql::error::{Error, Result};
 use snap2dsql::export::Export;
 use snap2dsql::target::Target;
@@ -12,8 +12,8 @@ use std::sync::Arc;
 /// when every table matches.
 pub async fn verify(a: VerifyArgs) -> Result<ExitCode> {
     let export = Export::open(&a.export.export, a.export.database.as_deref()).await?;
-    let mapping = mapping_for(&a.export, &a.mapping, &export).await?;
     let target = Target::parse(&a.target).await?;
+    let mapping = loaded_mapping(&a.export, &a.mapping, &export, &target).await?;
     let options = snap2dsql::verify::VerifyOptions {
         tables: a.tables.clone(),
         max_listed: a.max_listed,

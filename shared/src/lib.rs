@@ -15,6 +15,7 @@
 //! - [`chunk`]: the export cut into units of loading work, from footers alone.
 //! - [`target`]: connections to PostgreSQL or DSQL (IAM token, verify-full TLS).
 //! - [`migrate`]: the steps around chunks: prepare the target, load all, post-load, count.
+//! - [`record`]: the mapping a load used, remembered in the target (`snap2dsql.migrations`).
 //! - [`load`]: one chunk into the target exactly once (ledger), inside DSQL's limits.
 //! - [`pages`]: long reads of the target split into primary-key ranges, each a short transaction.
 //! - [`db`]: connections to the source.
@@ -40,6 +41,7 @@ pub mod migrate;
 pub mod pages;
 pub mod pipeline;
 pub mod plan;
+pub mod record;
 pub mod schema;
 pub mod store;
 pub mod target;

@@ -45,7 +45,8 @@ where
     }
 }
 
-/// Creates the ledger and, when asked, the schemas and tables (one statement per transaction).
+/// Creates the ledger, records the mapping in the target ([`crate::record`]) and, when asked,
+/// creates the schemas and tables (one statement per transaction).
 ///
 /// Running twice: every statement is `IF NOT EXISTS`, so a retry after a dropped connection
 /// simply runs them all again.
@@ -59,6 +60,7 @@ pub async fn prepare_target(target: &Target, mapping: &Mapping, create_tables: b
         let statements = &statements;
         async move {
             load::ledger::ensure(&client).await?;
+            crate::record::remember(&client, mapping).await?;
             for st in statements {
                 if let Err(e) = client.batch_execute(&st.sql).await
                     && !e.code().is_some_and(|c| ddl::is_already_done(c.code()))
