@@ -215,16 +215,17 @@ pub fn timetz(text: &str, out: &mut String) -> Result<(), String> {
     Ok(())
 }
 
-/// Microseconds since 1970-01-01 00:00 (UTC for a timestamptz), or an infinity as i64::MIN/MAX.
-fn timestamp_micros(text: &str, with_zone: bool) -> Result<i64, String> {
+/// Microseconds since 1970-01-01 00:00 (UTC for a timestamptz), in i128 (PostgreSQL's range
+/// counted from 1970 passes i64), infinities at [`INFINITY`] and its negation.
+fn timestamp_micros(text: &str, with_zone: bool) -> Result<i128, String> {
     let kind = if with_zone {
         "timestamptz"
     } else {
         "timestamp"
     };
     match text {
-        "infinity" => return Ok(i64::MAX),
-        "-infinity" => return Ok(i64::MIN),
+        "infinity" => return Ok(INFINITY),
+        "-infinity" => return Ok(-INFINITY),
         _ => {}
     }
     let (t, bc) = era(text);
@@ -242,18 +243,22 @@ fn timestamp_micros(text: &str, with_zone: bool) -> Result<i64, String> {
     let micros = hms(clock)
         .filter(|m| *m < USECS_PER_DAY)
         .ok_or_else(|| bad(kind, text))?;
-    Ok(days * USECS_PER_DAY + micros - east * USECS_PER_SEC)
+    Ok(
+        i128::from(days) * i128::from(USECS_PER_DAY) + i128::from(micros)
+            - i128::from(east) * i128::from(USECS_PER_SEC),
+    )
 }
 
 /// Canonical text of a timestamp, or of a timestamptz (in UTC, `+00`).
 pub fn timestamp(text: &str, with_zone: bool, out: &mut String) -> Result<(), String> {
     match timestamp_micros(text, with_zone)? {
-        i64::MAX => out.push_str("infinity"),
-        i64::MIN => out.push_str("-infinity"),
+        INFINITY => out.push_str("infinity"),
+        t if t == -INFINITY => out.push_str("-infinity"),
         ts => {
-            let bc = push_ymd(ts.div_euclid(USECS_PER_DAY), out);
+            let day = i128::from(USECS_PER_DAY);
+            let bc = push_ymd(ts.div_euclid(day) as i64, out);
             out.push(' ');
-            push_time(ts.rem_euclid(USECS_PER_DAY), out);
+            push_time(ts.rem_euclid(day) as i64, out);
             if with_zone {
                 out.push_str("+00");
             }
@@ -368,8 +373,8 @@ pub fn order_key(kind: OrderKind, text: &str) -> Option<i128> {
     let v = match kind {
         OrderKind::Date => date_days(text).ok()??,
         OrderKind::Time => hms(text)?,
-        OrderKind::Timestamp => timestamp_micros(text, false).ok()?,
-        OrderKind::TimestampTz => timestamp_micros(text, true).ok()?,
+        OrderKind::Timestamp => return timestamp_micros(text, false).ok(),
+        OrderKind::TimestampTz => return timestamp_micros(text, true).ok(),
     };
     Some(match v {
         i64::MAX => INFINITY,

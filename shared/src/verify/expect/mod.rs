@@ -14,6 +14,8 @@
 
 pub mod datetime;
 pub mod float;
+#[cfg(test)]
+mod frozen;
 pub mod json;
 pub mod numeric;
 pub mod orphans;
