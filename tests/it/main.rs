@@ -5,6 +5,7 @@ mod corpus;
 mod deps;
 mod harness;
 mod hostile;
+mod independent;
 mod load;
 mod local_export;
 mod pages;

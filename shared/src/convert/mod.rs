@@ -33,6 +33,8 @@
 
 mod array;
 mod datetime;
+#[cfg(feature = "test-hooks")]
+pub mod hooks;
 mod numeric;
 pub mod print;
 
