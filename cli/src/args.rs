@@ -173,4 +173,8 @@ pub struct VerifyArgs {
     /// Differences listed per table at most (all are counted).
     #[arg(long, default_value_t = snap2dsql::verify::DEFAULT_MAX_LISTED)]
     pub max_listed: usize,
+    /// Compare the target with this live source database (postgres://...), page by key; rows
+    /// changed there after the snapshot are reported apart from migration errors.
+    #[arg(long)]
+    pub source: Option<String>,
 }

@@ -1,4 +1,5 @@
-//! `verify`: every row of the export, after the mapping, against the target.
+//! `verify`: every row of the export, after the mapping, against the target; with `--source`,
+//! the target against the live source, differences classified by the export.
 
 use crate::args::VerifyArgs;
 use crate::run::loaded_mapping;
@@ -20,14 +21,28 @@ pub async fn verify(a: VerifyArgs) -> Result<ExitCode> {
         ..Default::default()
     };
     let progress = crate::report::Progress::new("verified");
-    let report = snap2dsql::verify::verify(
-        Arc::new(export),
-        Arc::new(mapping),
-        &target,
-        &options,
-        &|table, rows| progress.update(table, rows),
-    )
-    .await?;
+    let report = match &a.source {
+        Some(url) => {
+            snap2dsql::verify::source::verify_source(
+                Arc::new(export),
+                Arc::new(mapping),
+                &target,
+                url,
+                &options,
+            )
+            .await?
+        }
+        None => {
+            snap2dsql::verify::verify(
+                Arc::new(export),
+                Arc::new(mapping),
+                &target,
+                &options,
+                &|table, rows| progress.update(table, rows),
+            )
+            .await?
+        }
+    };
     progress.finish();
     crate::report::print_verify(&report);
     if let Some(path) = &a.report {

@@ -170,11 +170,12 @@ impl Pager {
         if !keys.is_empty() {
             page.push_str(&format!(" ORDER BY {} LIMIT {limit}", keys.join(", ")));
         }
-        let desc: Vec<String> = keys.iter().map(|k| format!("{k} DESC")).collect();
+        // Qualified: an unqualified `ORDER BY k` would sort by the output column `k::text`.
+        let desc: Vec<String> = keys.iter().map(|k| format!("p.{k} DESC")).collect();
         let mut info = vec!["count(*)".to_string()];
         for k in &keys {
             info.push(format!(
-                "(SELECT {k}::text FROM p ORDER BY {} LIMIT 1)",
+                "(SELECT p.{k}::text FROM p ORDER BY {} LIMIT 1)",
                 desc.join(", ")
             ));
         }
@@ -192,10 +193,18 @@ impl Pager {
     }
 }
 
+/// Where a reader connects.
+enum To<'a> {
+    /// The target (DSQL: a fresh IAM token per connection).
+    Target(&'a Target),
+    /// A source database URL (TLS when it says `sslmode=require`).
+    Source(&'a str),
+}
+
 /// Reads pages on one connection (replaced when lost or old), with session settings applied to
 /// every new connection.
 pub struct Reader<'a> {
-    target: &'a Target,
+    to: To<'a>,
     /// `SET name = 'value'` statements sent on each new connection, one at a time, outside any
     /// transaction.
     session: &'a [(&'a str, &'a str)],
@@ -206,7 +215,16 @@ impl<'a> Reader<'a> {
     /// A reader of `target` whose connections get `session`.
     pub fn new(target: &'a Target, session: &'a [(&'a str, &'a str)]) -> Reader<'a> {
         Reader {
-            target,
+            to: To::Target(target),
+            session,
+            client: None,
+        }
+    }
+
+    /// A reader of the source database at `url` whose connections get `session`.
+    pub fn source(url: &'a str, session: &'a [(&'a str, &'a str)]) -> Reader<'a> {
+        Reader {
+            to: To::Source(url),
             session,
             client: None,
         }
@@ -219,7 +237,10 @@ impl<'a> Reader<'a> {
             None => true,
         };
         if stale {
-            let client = self.target.connect().await?;
+            let client = match self.to {
+                To::Target(t) => t.connect().await?,
+                To::Source(url) => crate::db::connect_source(url).await?,
+            };
             apply_session(&client, self.session).await?;
             self.client = Some((client, Instant::now()));
         }
@@ -274,33 +295,54 @@ impl<'a> Reader<'a> {
         params: impl Fn(&S) -> Vec<Option<String>>,
         mut f: impl FnMut(&mut S, Page) -> Result<()>,
     ) -> Result<u64> {
+        let mut cursor = Cursor::new(pager);
+        while let Some(page) = self
+            .next_page(pager, &mut cursor, what, select, params(state))
+            .await?
+        {
+            f(state, page)?;
+        }
+        Ok(cursor.pages)
+    }
+
+    /// The next page of `cursor` (None after the last): for callers that do more between pages
+    /// than folding, such as reading another database.
+    pub async fn next_page(
+        &mut self,
+        pager: &Pager,
+        cursor: &mut Cursor,
+        what: &str,
+        select: Option<&str>,
+        mut values: Vec<Option<String>>,
+    ) -> Result<Option<Page>> {
+        if cursor.done {
+            return Ok(None);
+        }
         let sizing = pager.sizing;
-        let mut rows = sizing.first_rows.clamp(sizing.min_rows, sizing.max_rows);
-        let mut ceiling = sizing.max_rows;
-        let mut after: Option<Vec<String>> = None;
-        let mut pages = 0u64;
-        loop {
-            let mut values = params(state);
-            let first = values.len() + 1;
-            let sql = pager.page_sql(select, after.is_some(), first, rows);
-            if let Some(last) = &after {
-                values.extend(last.iter().cloned().map(Some));
-            }
-            let refs: Vec<&(dyn ToSql + Sync)> =
-                values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        let first = values.len() + 1;
+        if let Some(last) = &cursor.after {
+            values.extend(last.iter().cloned().map(Some));
+        }
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            values.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        let answer = loop {
+            let sql = pager.page_sql(select, cursor.after.is_some(), first, cursor.rows);
             let started = Instant::now();
             let result = self.query(what, &sql, &refs).await;
-            let took = started.elapsed();
-            let answer = match result {
-                Ok(answer) => answer,
+            cursor.took = started.elapsed();
+            match result {
+                Ok(answer) => break answer,
                 Err(e) if ended_for_time(&e) && !pager.key.is_empty() => {
-                    if rows <= sizing.min_rows {
+                    if cursor.rows <= sizing.min_rows {
                         return Err(e);
                     }
-                    rows = (rows / 2).max(sizing.min_rows);
-                    ceiling = rows;
-                    tracing::info!(step = what, rows, "page ended by the server: halved");
-                    continue;
+                    cursor.rows = (cursor.rows / 2).max(sizing.min_rows);
+                    cursor.ceiling = cursor.rows;
+                    tracing::info!(
+                        step = what,
+                        rows = cursor.rows,
+                        "page ended by the server: halved"
+                    );
                 }
                 Err(e) if ended_for_time(&e) => {
                     return Err(Error::Usage(format!(
@@ -309,45 +351,70 @@ impl<'a> Reader<'a> {
                     )));
                 }
                 Err(e) => return Err(e),
-            };
-            pages += 1;
-            let k = pager.key.len();
-            let head = answer
-                .first()
-                .ok_or_else(|| Error::Usage(format!("{what}: a page query returned no row")))?;
-            let n: i64 = head
-                .try_get(0)
-                .map_err(|e| Error::db(format!("{what}: page row count"), e))?;
-            let mut last = Vec::with_capacity(k);
-            for i in 0..k {
-                let v: Option<String> = head
-                    .try_get(1 + i)
-                    .map_err(|e| Error::db(format!("{what}: page last key"), e))?;
-                last.extend(v);
             }
-            let mut result = Vec::with_capacity(answer.len());
-            if select.is_some() {
-                for row in answer {
-                    let present: Option<bool> = row
-                        .try_get(1 + k)
-                        .map_err(|e| Error::db(format!("{what}: page result"), e))?;
-                    if present.is_some() {
-                        result.push(PageRow { row, offset: 2 + k });
-                    }
+        };
+        cursor.pages += 1;
+        let k = pager.key.len();
+        let head = answer
+            .first()
+            .ok_or_else(|| Error::Usage(format!("{what}: a page query returned no row")))?;
+        let n: i64 = head
+            .try_get(0)
+            .map_err(|e| Error::db(format!("{what}: page row count"), e))?;
+        let mut last = Vec::with_capacity(k);
+        for i in 0..k {
+            let v: Option<String> = head
+                .try_get(1 + i)
+                .map_err(|e| Error::db(format!("{what}: page last key"), e))?;
+            last.extend(v);
+        }
+        let mut result = Vec::with_capacity(answer.len());
+        if select.is_some() {
+            for row in answer {
+                let present: Option<bool> = row
+                    .try_get(1 + k)
+                    .map_err(|e| Error::db(format!("{what}: page result"), e))?;
+                if present.is_some() {
+                    result.push(PageRow { row, offset: 2 + k });
                 }
             }
-            f(
-                state,
-                Page {
-                    rows: n as u64,
-                    result,
-                },
-            )?;
-            if k == 0 || (n as u64) < rows || last.len() < k {
-                return Ok(pages);
-            }
-            after = Some(last);
-            rows = sizing.next(rows, took, ceiling);
+        }
+        if k == 0 || (n as u64) < cursor.rows || last.len() < k {
+            cursor.done = true;
+        } else {
+            cursor.after = Some(last);
+            cursor.rows = sizing.next(cursor.rows, cursor.took, cursor.ceiling);
+        }
+        Ok(Some(Page {
+            rows: n as u64,
+            result,
+        }))
+    }
+}
+
+/// Where a walk over a table stands: the last key read and the size of the next page.
+#[derive(Debug, Clone)]
+pub struct Cursor {
+    rows: u64,
+    ceiling: u64,
+    after: Option<Vec<String>>,
+    took: Duration,
+    done: bool,
+    /// Pages read so far.
+    pub pages: u64,
+}
+
+impl Cursor {
+    /// Before the first page of `pager`'s table.
+    pub fn new(pager: &Pager) -> Cursor {
+        let s = pager.sizing;
+        Cursor {
+            rows: s.first_rows.clamp(s.min_rows, s.max_rows),
+            ceiling: s.max_rows,
+            after: None,
+            took: Duration::ZERO,
+            done: false,
+            pages: 0,
         }
     }
 }
@@ -410,8 +477,8 @@ mod tests {
         assert_eq!(
             p.page_sql(None, false, 1, 50),
             "WITH p AS (SELECT * FROM \"s\".\"t\" ORDER BY \"a\", \"b\" LIMIT 50) SELECT i.* FROM \
-             (SELECT count(*), (SELECT \"a\"::text FROM p ORDER BY \"a\" DESC, \"b\" DESC LIMIT 1), \
-             (SELECT \"b\"::text FROM p ORDER BY \"a\" DESC, \"b\" DESC LIMIT 1) FROM p) AS i"
+             (SELECT count(*), (SELECT p.\"a\"::text FROM p ORDER BY p.\"a\" DESC, p.\"b\" DESC LIMIT 1), \
+             (SELECT p.\"b\"::text FROM p ORDER BY p.\"a\" DESC, p.\"b\" DESC LIMIT 1) FROM p) AS i"
         );
         let next = p.page_sql(Some("SELECT 1 FROM p"), true, 2, 10);
         assert!(

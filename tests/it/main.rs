@@ -15,5 +15,6 @@ mod record;
 mod reliability;
 mod s3;
 mod schema;
+mod source;
 mod tls;
 mod verify;

@@ -41,11 +41,13 @@ pub mod localise;
 pub mod report;
 pub mod rowtext;
 pub mod scan;
+pub mod source;
 pub mod sql;
 pub mod table;
 
 pub use report::{
-    ColumnDiff, ColumnReport, DiffKind, Difference, Status, TableReport, VerifyReport,
+    AfterSnapshot, ColumnDiff, ColumnReport, DiffKind, Difference, Status, TableReport,
+    VerifyReport,
 };
 pub use sql::{SESSION, prepare_session};
 
@@ -214,5 +216,6 @@ pub fn table_report(plan: &TablePlan, exp: &table::Agg, tgt: &table::Agg) -> Tab
         extra: 0,
         differing: 0,
         differences: Vec::new(),
+        after_snapshot: None,
     }
 }

@@ -76,6 +76,24 @@ pub struct TableReport {
     pub differing: u64,
     /// The first `max_listed` differences, missing first, then extra, then differing, by key.
     pub differences: Vec<Difference>,
+    /// `verify --source` only: differences from the live source that are changes made there
+    /// after the snapshot (the target holds what the export holds), not migration errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_snapshot: Option<AfterSnapshot>,
+}
+
+/// Rows of the live source that changed after the snapshot the migration loaded.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct AfterSnapshot {
+    /// Rows updated in the source since the snapshot.
+    pub changed: u64,
+    /// Rows inserted in the source since the snapshot.
+    pub inserted: u64,
+    /// Rows deleted from the source since the snapshot.
+    pub deleted: u64,
+    /// The first `max_listed` of them (`differs`: changed, `missing`: inserted, `extra`:
+    /// deleted), with the source's values as `export` and the target's as `target`.
+    pub rows: Vec<Difference>,
 }
 
 /// One target column's null counts.
