@@ -164,19 +164,8 @@ pub async fn count_target(target: &Target, mapping: &Mapping) -> Result<BTreeMap
     let mut reader = crate::pages::Reader::new(target, crate::verify::SESSION);
     for t in &mapping.tables {
         let pager = crate::verify::table::TablePlan::new(t)?.pager(Default::default());
-        let mut n = 0u64;
-        reader
-            .pages(
-                &pager,
-                &format!("count {}", t.target()),
-                None,
-                &mut n,
-                |_| Vec::new(),
-                |n, page| {
-                    *n += page.rows;
-                    Ok(())
-                },
-            )
+        let n = reader
+            .count(&pager, &format!("count {}", t.target()))
             .await?;
         out.insert(t.source.clone(), n);
     }

@@ -305,6 +305,24 @@ impl<'a> Reader<'a> {
         Ok(cursor.pages)
     }
 
+    /// The rows of `pager`'s table: `count(*)` of each page added up.
+    pub async fn count(&mut self, pager: &Pager, what: &str) -> Result<u64> {
+        let mut n = 0u64;
+        self.pages(
+            pager,
+            what,
+            None,
+            &mut n,
+            |_| Vec::new(),
+            |n, page| {
+                *n += page.rows;
+                Ok(())
+            },
+        )
+        .await?;
+        Ok(n)
+    }
+
     /// The next page of `cursor` (None after the last): for callers that do more between pages
     /// than folding, such as reading another database.
     pub async fn next_page(

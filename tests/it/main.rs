@@ -11,7 +11,6 @@ mod local_export;
 mod pages;
 mod pipeline;
 mod plan;
-mod record;
 mod reliability;
 mod s3;
 mod schema;

@@ -148,21 +148,35 @@ pub async fn verify(
         report.seconds = table_started.elapsed().as_secs_f64();
         tables.push(report);
     }
+    Ok(whole_report(
+        &export, &mapping, target, started, total_rows, tables,
+    ))
+}
+
+/// The report of a whole verification from its tables' reports.
+pub(crate) fn whole_report(
+    export: &Export,
+    mapping: &Mapping,
+    target: &Target,
+    started: Instant,
+    rows: u64,
+    tables: Vec<TableReport>,
+) -> VerifyReport {
     let seconds = started.elapsed().as_secs_f64();
-    Ok(VerifyReport {
+    VerifyReport {
         export_id: export.info.export_task_identifier.clone(),
         migration: mapping.migration.id.clone(),
         target: target.display().to_string(),
         seconds,
-        rows_in_export: total_rows,
+        rows_in_export: rows,
         rows_per_second: if seconds > 0.0 {
-            total_rows as f64 / seconds
+            rows as f64 / seconds
         } else {
             0.0
         },
         ok: tables.iter().all(|t| t.status == Status::Match),
         tables,
-    })
+    }
 }
 
 async fn target_aggregate(

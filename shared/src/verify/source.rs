@@ -366,18 +366,10 @@ async fn table(
         }
     }
     // Rows only in the target: counted, and listed when their source keys are known.
-    let mut target_rows = 0u64;
-    target
-        .pages(
+    let target_rows = target
+        .count(
             &plan.pager(options.pages),
             &format!("count {}", plan.target),
-            None,
-            &mut target_rows,
-            |_| Vec::new(),
-            |n, p| {
-                *n += p.rows;
-                Ok(())
-            },
         )
         .await?;
     let in_both = matched
@@ -575,19 +567,7 @@ pub async fn verify_source(
         report.seconds = table_started.elapsed().as_secs_f64();
         tables.push(report);
     }
-    let seconds = started.elapsed().as_secs_f64();
-    Ok(VerifyReport {
-        export_id: export.info.export_task_identifier.clone(),
-        migration: mapping.migration.id.clone(),
-        target: target.display().to_string(),
-        seconds,
-        rows_in_export: rows,
-        rows_per_second: if seconds > 0.0 {
-            rows as f64 / seconds
-        } else {
-            0.0
-        },
-        ok: tables.iter().all(|t| t.status == Status::Match),
-        tables,
-    })
+    Ok(super::whole_report(
+        &export, &mapping, target, started, rows, tables,
+    ))
 }
