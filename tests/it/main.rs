@@ -1,5 +1,6 @@
 //! One integration-test binary; each module covers one capability against real servers.
 
+mod chunks;
 mod convert_pg;
 mod corpus;
 mod deps;
