@@ -10,7 +10,13 @@ pub fn f64_text(v: f64, out: &mut String) {
     if special(v.is_nan(), v.is_infinite(), v < 0.0, out) {
         return;
     }
-    layout(&format!("{v:e}"), 15, out);
+    layout(
+        &even_ties(&format!("{v:e}"), v, 800, |t| {
+            t.parse::<f64>().ok() == Some(v)
+        }),
+        15,
+        out,
+    );
 }
 
 /// `float4out` of `v`.
@@ -18,7 +24,80 @@ pub fn f32_text(v: f32, out: &mut String) {
     if special(v.is_nan(), v.is_infinite(), v < 0.0, out) {
         return;
     }
-    layout(&format!("{v:e}"), 6, out);
+    let exact = f64::from(v);
+    layout(
+        &even_ties(&format!("{v:e}"), exact, 160, |t| {
+            t.parse::<f32>().ok() == Some(v)
+        }),
+        6,
+        out,
+    );
+}
+
+/// Rust's shortest digits break an exact tie upwards (`19.9453125` as a real gives `19.945313`);
+/// PostgreSQL's (Ryu's) take the even digit (`19.945312`). When the value lies exactly halfway
+/// between two shortest candidates (its exact expansion, `exact` digits at most, is the
+/// candidate's digits then a single 5), the even candidate is taken, if it reads back.
+fn even_ties(sci: &str, v: f64, exact: usize, reads_back: impl Fn(&str) -> bool) -> String {
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci, "0"));
+    let negative = mantissa.starts_with('-');
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let n = digits.len();
+    // Cheap first: n + 4 significant digits end in `5000` only near a tie.
+    let quick = format!("{:.*e}", n + 3, v.abs());
+    let quick: String = quick
+        .split('e')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    if quick.get(n..) != Some("5000") {
+        return sci.to_string();
+    }
+    let full = format!("{:.*e}", exact, v.abs());
+    let (fm, fe) = full.split_once('e').unwrap_or((&full, "0"));
+    let all: String = fm.chars().filter(char::is_ascii_digit).collect();
+    let tail = all.get(n..).unwrap_or("");
+    if !(tail.starts_with('5') && tail[1..].bytes().all(|c| c == b'0')) {
+        return sci.to_string();
+    }
+    let low = &all[..n];
+    let last = low.as_bytes()[n - 1] - b'0';
+    let pick = if last % 2 == 0 {
+        low.to_string()
+    } else {
+        // The upper candidate: low + 1 in the last place.
+        let mut b = low.as_bytes().to_vec();
+        let mut i = n;
+        loop {
+            if i == 0 {
+                return sci.to_string();
+            }
+            i -= 1;
+            if b[i] == b'9' {
+                b[i] = b'0';
+            } else {
+                b[i] += 1;
+                break;
+            }
+        }
+        String::from_utf8(b).unwrap_or_default()
+    };
+    let fe: i32 = fe.parse().unwrap_or(0);
+    let candidate = format!(
+        "{}{}{}{}e{fe}",
+        if negative { "-" } else { "" },
+        &pick[..1],
+        if n > 1 { "." } else { "" },
+        &pick[1..]
+    );
+    let _ = exp;
+    if reads_back(&candidate) {
+        candidate
+    } else {
+        sci.to_string()
+    }
 }
 
 fn special(nan: bool, inf: bool, negative: bool, out: &mut String) -> bool {
@@ -114,5 +193,7 @@ mod tests {
         assert_eq!(r(0.1), "0.1");
         assert_eq!(r(1e-45), "1e-45");
         assert_eq!(d(f64::from(0.1f32)), "0.10000000149011612");
+        // An exact tie between two shortest candidates takes the even digit, as PostgreSQL does.
+        assert_eq!(r(19.945_312_5), "19.945312");
     }
 }
