@@ -244,7 +244,8 @@ pub struct StatusArgs {
     /// The target whose ledger to read.
     #[arg(long)]
     pub target: String,
-    /// The mapping of the migration (its id names the ledger rows).
+    /// The mapping of the migration (its id names the ledger rows); without it, the mapping the
+    /// load recorded in the target.
     #[arg(long)]
     pub mapping: Option<PathBuf>,
 }
@@ -256,7 +257,8 @@ pub struct VerifyArgs {
     /// The target to verify: postgres://user@host:port/db, or a DSQL endpoint.
     #[arg(long)]
     pub target: String,
-    /// The mapping the load used; without it the export is planned now (as `plan` would).
+    /// The mapping the load used; without it, the one the load recorded in the target (or,
+    /// when it recorded none, a plan of the export made now).
     #[arg(long)]
     pub mapping: Option<PathBuf>,
     /// Only these source tables (schema.table), comma-separated.
@@ -268,4 +270,8 @@ pub struct VerifyArgs {
     /// Differences listed per table at most (all are counted).
     #[arg(long, default_value_t = snap2dsql::verify::DEFAULT_MAX_LISTED)]
     pub max_listed: usize,
+    /// Compare the target with this live source database (postgres://...), page by key; rows
+    /// changed there after the snapshot are reported apart from migration errors.
+    #[arg(long)]
+    pub source: Option<String>,
 }

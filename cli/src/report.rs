@@ -329,6 +329,25 @@ pub fn print_verify(r: &snap2dsql::verify::VerifyReport) {
             println!("  ... {} more not listed (--max-listed)", total - listed);
         }
     }
+    for t in &r.tables {
+        let Some(a) = &t.after_snapshot else { continue };
+        if a.changed + a.inserted + a.deleted == 0 {
+            continue;
+        }
+        println!(
+            "\n{}: changed in the source after the snapshot (not migration errors): {} updated, {} inserted, {} deleted",
+            t.source, a.changed, a.inserted, a.deleted
+        );
+        for d in &a.rows {
+            let what = match d.kind {
+                DiffKind::Missing => "inserted in the source",
+                DiffKind::Extra => "deleted from the source",
+                DiffKind::Differs => "updated in the source",
+            };
+            let cols: Vec<&str> = d.columns.iter().map(|c| c.column.as_str()).collect();
+            println!("  - key {}: {what} {}", d.key, cols.join(", "));
+        }
+    }
     println!(
         "\nverified {} export rows in {:.1} s ({:.0} rows/s): {}",
         r.rows_in_export,

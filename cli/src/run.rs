@@ -43,6 +43,47 @@ pub(crate) async fn mapping_for(
     }
 }
 
+/// The mapping of a migration already loaded (for `verify` and `status`): the given one, else
+/// the one the load recorded in the target, else a fresh plan; refused when the target's tables
+/// do not match it.
+pub(crate) async fn loaded_mapping(
+    args: &ExportArgs,
+    mapping: &Option<PathBuf>,
+    export: &Export,
+    target: &Target,
+) -> Result<Mapping> {
+    let (m, hint) = match mapping {
+        Some(path) => (
+            Mapping::load(path)?,
+            format!(
+                "{} is not the mapping the load used (without --mapping, the mapping the load recorded in the target is used)",
+                path.display()
+            ),
+        ),
+        None => match snap2dsql::record::recorded(target, None).await? {
+            Some(r) => {
+                eprintln!(
+                    "mapping: the one migration {} recorded in the target (sha1 {})",
+                    r.migration, r.sha1
+                );
+                (
+                    r.mapping,
+                    "the target changed since the load recorded this mapping".to_string(),
+                )
+            }
+            None => {
+                eprintln!("mapping: none recorded in the target; planning the export now");
+                (
+                    mapping_for(args, &None, export).await?,
+                    "the target was not loaded with the mapping planned now: pass the mapping the load used with --mapping".to_string(),
+                )
+            }
+        },
+    };
+    snap2dsql::record::check(target, &m, &hint).await?;
+    Ok(m)
+}
+
 /// The JSON summary of a run (`--report`).
 #[derive(serde::Serialize)]
 struct RunReport {
@@ -212,11 +253,10 @@ pub async fn run(a: RunArgs, full: bool) -> Result<ExitCode> {
 
 pub async fn status(a: StatusArgs) -> Result<ExitCode> {
     let export = Export::open(&a.export.export, a.export.database.as_deref()).await?;
-    let mapping = mapping_for(&a.export, &a.mapping, &export).await?;
     let target = Target::parse(&a.target).await?;
+    let mapping = loaded_mapping(&a.export, &a.mapping, &export, &target).await?;
     let chunks = snap2dsql::chunk::plan_chunks(&export, &mapping).await?;
-    let client = target.connect().await?;
-    let done = snap2dsql::load::ledger::progress(&client, &mapping.migration.id).await?;
+    let done = snap2dsql::load::ledger::progress(&target, &mapping.migration.id).await?;
     println!(
         "{:<36} {:>12} {:>12} {:>7} {:>13} {:>8}",
         "table", "rows", "loaded", "%", "chunks", "batches"
@@ -229,11 +269,8 @@ pub async fn status(a: StatusArgs) -> Result<ExitCode> {
             .map(|c| c.rows)
             .sum();
         let n_chunks = chunks.iter().filter(|c| c.table == t.source).count();
-        let (chunks_started, batches, loaded) = done
-            .iter()
-            .find(|(name, ..)| name == &t.source)
-            .map(|(_, c, b, r)| (*c, *b, *r))
-            .unwrap_or((0, 0, 0));
+        let p = done.get(&t.source).cloned().unwrap_or_default();
+        let (chunks_started, batches, loaded) = (p.chunks, p.batches, p.rows);
         let pct = if expected == 0 {
             100.0
         } else {

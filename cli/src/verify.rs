@@ -1,7 +1,8 @@
-//! `verify`: every row of the export, after the mapping, against the target.
+//! `verify`: every row of the export, after the mapping, against the target; with `--source`,
+//! the target against the live source, differences classified by the export.
 
 use crate::args::VerifyArgs;
-use crate::run::mapping_for;
+use crate::run::loaded_mapping;
 use snap2dsql::error::{Error, Result};
 use snap2dsql::export::Export;
 use snap2dsql::target::Target;
@@ -12,22 +13,36 @@ use std::sync::Arc;
 /// when every table matches.
 pub async fn verify(a: VerifyArgs) -> Result<ExitCode> {
     let export = Export::open(&a.export.export, a.export.database.as_deref()).await?;
-    let mapping = mapping_for(&a.export, &a.mapping, &export).await?;
     let target = Target::parse(&a.target).await?;
+    let mapping = loaded_mapping(&a.export, &a.mapping, &export, &target).await?;
     let options = snap2dsql::verify::VerifyOptions {
         tables: a.tables.clone(),
         max_listed: a.max_listed,
         ..Default::default()
     };
     let progress = crate::report::Progress::new("verified");
-    let report = snap2dsql::verify::verify(
-        Arc::new(export),
-        Arc::new(mapping),
-        &target,
-        &options,
-        &|table, rows| progress.update(table, rows),
-    )
-    .await?;
+    let report = match &a.source {
+        Some(url) => {
+            snap2dsql::verify::source::verify_source(
+                Arc::new(export),
+                Arc::new(mapping),
+                &target,
+                url,
+                &options,
+            )
+            .await?
+        }
+        None => {
+            snap2dsql::verify::verify(
+                Arc::new(export),
+                Arc::new(mapping),
+                &target,
+                &options,
+                &|table, rows| progress.update(table, rows),
+            )
+            .await?
+        }
+    };
     progress.finish();
     crate::report::print_verify(&report);
     if let Some(path) = &a.report {

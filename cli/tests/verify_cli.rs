@@ -117,3 +117,102 @@ fn run_verifies_and_verify_exits_1_on_a_damaged_row() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("sales.nope"), "{out}");
 }
+
+/// The run's mapping remembered in the target: `verify` and `status` without `--mapping` use the
+/// mapping `run` used, and refuse, naming the column, a mapping the target does not match.
+#[test]
+fn verify_and_status_use_the_mapping_run_recorded() {
+    let src = pg().create_db("recsrc");
+    // No `id` column: without the source schema the key cannot be guessed, so a fresh plan
+    // differs from the one run used (account_no stays an integer instead of a uuid).
+    pg().psql(
+        db_name(&src),
+        "CREATE TABLE public.accounts (account_no integer PRIMARY KEY, name text); \
+         INSERT INTO public.accounts SELECT g, 'account ' || g FROM generate_series(1, 120) g;",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export");
+    let (code, out) = snap2dsql(&[
+        "local-export",
+        "--source",
+        &src,
+        "--out",
+        export.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let export = export.to_str().unwrap();
+    let target = pg().create_db("recdst");
+    let (code, out) = snap2dsql(&[
+        "run",
+        "--export",
+        export,
+        "--source-schema",
+        &src,
+        "--target",
+        &target,
+        "--create-tables",
+    ]);
+    assert_eq!(code, 0, "{out}");
+
+    // What a new user types next: no mapping, no source schema.
+    let (code, out) = snap2dsql(&["verify", "--export", export, "--target", &target]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("recorded in the target"), "{out}");
+    let (code, out) = snap2dsql(&["status", "--export", export, "--target", &target]);
+    assert_eq!(code, 0, "{out}");
+
+    // A mapping planned without the source schema is not the one the load used: refused,
+    // naming the column, never a SQL error.
+    let planned = dir.path().join("planned");
+    let (code, out) = snap2dsql(&[
+        "plan",
+        "--export",
+        export,
+        "--out",
+        planned.to_str().unwrap(),
+        "--dialect",
+        "postgres",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let mapping = planned.join("mapping.toml");
+    for command in ["verify", "status"] {
+        let (code, out) = snap2dsql(&[
+            command,
+            "--export",
+            export,
+            "--target",
+            &target,
+            "--mapping",
+            mapping.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 2, "{command}: {out}");
+        assert!(
+            out.contains("does not match the mapping"),
+            "{command}: {out}"
+        );
+        assert!(out.contains("account_no"), "{command}: {out}");
+        assert!(!out.contains("does not exist"), "{command}: {out}");
+    }
+
+    // A target that records two migrations: verify asks which.
+    pg().psql(
+        db_name(&target),
+        "UPDATE snap2dsql.migrations SET migration = 'second'",
+    );
+    let (code, out) = snap2dsql(&[
+        "run",
+        "--export",
+        export,
+        "--source-schema",
+        &src,
+        "--target",
+        &target,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = snap2dsql(&["verify", "--export", export, "--target", &target]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("migrations") && out.contains("--mapping"),
+        "{out}"
+    );
+}

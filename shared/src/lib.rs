@@ -17,12 +17,15 @@
 //! - [`migrate`]: the steps around chunks: prepare the target, load all, post-load, count.
 //! - [`post_load`]: after the load: indexes and foreign keys (DSQL's async jobs, `sys.jobs`,
 //!   `CALL sys.wait_for_job`), identity restarts.
+//! - [`record`]: the mapping a load used, remembered in the target (`snap2dsql.migrations`).
 //! - [`load`]: one chunk into the target exactly once (ledger), inside DSQL's limits.
+//! - [`pages`]: long reads of the target split into primary-key ranges, each a short transaction.
 //! - [`db`]: connections to the source.
 //! - [`convert`]: exported values (typed or PostgreSQL text output) -> binary COPY fields of the
 //!   target type.
 //! - [`verify`]: row-level verification of the target against the export (counts, null counts,
-//!   order-independent row fingerprints, the differing rows named by key).
+//!   order-independent row fingerprints, the differing rows named by key), with an export side
+//!   independent of the loader's code.
 //! - [`pipeline`]: the serverless pipeline's steps (snapshot, export poll, fan-out, load-chunk,
 //!   verify), their JSON payloads and error types; the Lambdas in `functions/` are thin shells over it.
 //! - [`error`]: the one error type, with file/row group/row/column locations.
@@ -37,9 +40,11 @@ pub mod load;
 pub mod local_export;
 pub mod mapping;
 pub mod migrate;
+pub mod pages;
 pub mod pipeline;
 pub mod plan;
 pub mod post_load;
+pub mod record;
 pub mod schema;
 pub mod store;
 pub mod target;

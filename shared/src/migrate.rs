@@ -42,7 +42,8 @@ where
     }
 }
 
-/// Creates the ledger and, when asked, the schemas and tables (one statement per transaction).
+/// Creates the ledger, records the mapping in the target ([`crate::record`]) and, when asked,
+/// creates the schemas and tables (one statement per transaction).
 ///
 /// Running twice: every statement is `IF NOT EXISTS`, so a retry after a dropped connection
 /// simply runs them all again.
@@ -62,6 +63,12 @@ pub async fn prepare_target(target: &Target, mapping: &Mapping, create_tables: b
                 bound,
                 || "create the ledger".into(),
                 load::ledger::ensure(&client),
+            )
+            .await?;
+            within(
+                bound,
+                || "record the mapping".into(),
+                crate::record::remember(&client, mapping),
             )
             .await?;
             for st in statements {
@@ -134,25 +141,19 @@ pub async fn post_load(target: &Target, mapping: &Mapping) -> Result<usize> {
     .await
 }
 
-/// Rows per target table, by `count(*)`.
+/// Rows per target table, by source table: `count(*)` of each primary-key page
+/// ([`crate::pages`]), so no count is one long transaction.
 pub async fn count_target(target: &Target, mapping: &Mapping) -> Result<BTreeMap<String, u64>> {
-    retrying(target, "count the target's rows", |client| async move {
-        let mut out = BTreeMap::new();
-        for t in &mapping.tables {
-            let sql = format!(
-                "SELECT count(*) FROM {}",
-                ddl::qualified(&t.target_schema, &t.target_name)
-            );
-            let row = client
-                .query_one(sql.as_str(), &[])
-                .await
-                .map_err(|e| Error::db(format!("count {}", t.target()), e))?;
-            let n: i64 = row.get(0);
-            out.insert(t.source.clone(), n as u64);
-        }
-        Ok(out)
-    })
-    .await
+    let mut out = BTreeMap::new();
+    let mut reader = crate::pages::Reader::new(target, crate::verify::SESSION);
+    for t in &mapping.tables {
+        let pager = crate::verify::table::TablePlan::new(t)?.pager(Default::default());
+        let n = reader
+            .count(&pager, &format!("count {}", t.target()))
+            .await?;
+        out.insert(t.source.clone(), n);
+    }
+    Ok(out)
 }
 
 /// One table's line in the run summary.

@@ -1,18 +1,22 @@
 //! One integration-test binary; each module covers one capability against real servers.
 
+mod chunks;
 mod convert_pg;
 mod corpus;
 mod deps;
 mod dsql_target;
 mod harness;
 mod hostile;
+mod independent;
 mod load;
 mod local_export;
+mod pages;
 mod pipeline;
 mod plan;
 mod reliability;
 mod s3;
 mod schema;
+mod source;
 mod tls;
 mod verify;
 mod write_path;

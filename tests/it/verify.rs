@@ -1,23 +1,22 @@
 //! `verify` against a real PostgreSQL.
 //!
-//! - The canonical-text property: for many values of every DSQL target type, made inside
-//!   PostgreSQL, Rust's canonical text of the value's binary form equals PostgreSQL's `v::text`
+//! - The printer property: for many values of every DSQL target type, made inside
+//!   PostgreSQL, `convert::print` of the value's binary form equals PostgreSQL's `v::text`
 //!   in a verify session, byte for byte.
 //! - End to end: an export of a table with a column of every kind of source type, planned,
 //!   loaded and verified: every table matches (this covers every type the mapping produces).
 //! - Damage: the storefront loaded into a fresh database per case, one change made by SQL, and
 //!   verify names exactly that row (missing, extra or differing, with the columns and values).
 
+use snap2dsql::convert::print;
 use snap2dsql::export::Export;
-use snap2dsql::load::{LoadContext, LoadOptions};
-use snap2dsql::local_export::{LocalExportOptions, local_export};
 use snap2dsql::mapping::Mapping;
 use snap2dsql::target::Target;
 use snap2dsql::types::PgType;
 use snap2dsql::verify::{
-    DiffKind, Difference, Status, VerifyOptions, VerifyReport, canon, prepare_session, verify,
+    DiffKind, Difference, Status, VerifyOptions, VerifyReport, prepare_session, verify,
 };
-use snap2dsql_tests::{connect, db_name, pg};
+use snap2dsql_tests::{connect, db_name, export_and_plan, load_fresh, pg};
 use std::sync::Arc;
 
 /// Values of one type: Rust's canonical text of `send(v)` == `v::text`. Returns how many.
@@ -35,7 +34,7 @@ async fn check(c: &tokio_postgres::Client, ty: &str, send: &str, values: &str) -
         let want: String = r.get(0);
         let bin: Vec<u8> = r.get(1);
         let mut got = String::new();
-        canon::canonical_text(&t, &bin, &mut got).unwrap_or_else(|e| panic!("{ty}: {want:?}: {e}"));
+        print::canonical_text(&t, &bin, &mut got).unwrap_or_else(|e| panic!("{ty}: {want:?}: {e}"));
         assert_eq!(got, want, "{ty}: canonical text differs from PostgreSQL's");
     }
     rows.len()
@@ -336,54 +335,6 @@ async fn canonical_text_equals_postgresql_for_every_target_type() {
     );
     n += check(&c, "jsonb", "jsonb_send", &jsonb).await;
     eprintln!("canonical texts: {n} values");
-}
-
-/// An export of `db`, planned: (export, mapping, directory kept alive).
-async fn export_and_plan(src: &str, id: &str) -> (Arc<Export>, Arc<Mapping>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let client = connect(src).await;
-    let mut opts = LocalExportOptions::new(id);
-    opts.rows_per_file = 250;
-    opts.rows_per_row_group = 100;
-    local_export(&client, dir.path(), &opts, &|_, _| {})
-        .await
-        .unwrap();
-    let export = Export::open(dir.path().to_str().unwrap(), None)
-        .await
-        .unwrap();
-    let plan = snap2dsql::plan::plan(&export, None).await.unwrap();
-    plan.mapping.validate("test").unwrap();
-    (Arc::new(export), Arc::new(plan.mapping), dir)
-}
-
-/// A fresh target database with the export loaded; returns (URL, target).
-async fn load_fresh(
-    export: &Arc<Export>,
-    mapping: &Arc<Mapping>,
-    prefix: &str,
-) -> (String, Target) {
-    let url = pg().create_db(prefix);
-    let target = Target::parse(&url).await.unwrap();
-    snap2dsql::migrate::prepare_target(&target, mapping, true)
-        .await
-        .unwrap();
-    let chunks = snap2dsql::chunk::plan_chunks(export, mapping)
-        .await
-        .unwrap();
-    let (orphans, _) = snap2dsql::load::orphans::scan(export, mapping)
-        .await
-        .unwrap();
-    let ctx = LoadContext::new(
-        export.clone(),
-        mapping.clone(),
-        target.clone(),
-        orphans,
-        LoadOptions::default(),
-    );
-    snap2dsql::migrate::load_chunks(&ctx, &chunks, 2, &|_, _| {})
-        .await
-        .unwrap();
-    (url, target)
 }
 
 async fn run_verify(export: &Arc<Export>, mapping: &Arc<Mapping>, target: &Target) -> VerifyReport {

@@ -9,6 +9,13 @@
 pub mod stack;
 pub mod standin;
 
+use snap2dsql::export::Export;
+use snap2dsql::load::{LoadContext, LoadOptions};
+use snap2dsql::local_export::{LocalExportOptions, local_export};
+use snap2dsql::mapping::Mapping;
+use snap2dsql::target::Target;
+use std::sync::Arc;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -561,4 +568,71 @@ pub fn emulator_s3(endpoint: &str) -> aws_sdk_s3::Client {
         .force_path_style(true)
         .build();
     aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// An export of `src` (250 rows a file, 100 a row group), planned without a source schema:
+/// (export, mapping, directory kept alive).
+pub async fn export_and_plan(
+    src: &str,
+    id: &str,
+) -> (Arc<Export>, Arc<Mapping>, tempfile::TempDir) {
+    export_and_plan_with(src, id, None).await
+}
+
+/// [`export_and_plan`] with a source schema (a URL or a dump file) for keys.
+pub async fn export_and_plan_with(
+    src: &str,
+    id: &str,
+    source_schema: Option<&str>,
+) -> (Arc<Export>, Arc<Mapping>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let client = connect(src).await;
+    let mut opts = LocalExportOptions::new(id);
+    opts.rows_per_file = 250;
+    opts.rows_per_row_group = 100;
+    local_export(&client, dir.path(), &opts, &|_, _| {})
+        .await
+        .unwrap();
+    let export = Export::open(dir.path().to_str().unwrap(), None)
+        .await
+        .unwrap();
+    let schema = match source_schema {
+        Some(s) => Some(snap2dsql::schema::SourceSchema::load(s).await.unwrap()),
+        None => None,
+    };
+    let plan = snap2dsql::plan::plan(&export, schema.as_ref())
+        .await
+        .unwrap();
+    plan.mapping.validate("test").unwrap();
+    (Arc::new(export), Arc::new(plan.mapping), dir)
+}
+
+/// A fresh target database with the export loaded; returns (URL, target).
+pub async fn load_fresh(
+    export: &Arc<Export>,
+    mapping: &Arc<Mapping>,
+    prefix: &str,
+) -> (String, Target) {
+    let url = pg().create_db(prefix);
+    let target = Target::parse(&url).await.unwrap();
+    snap2dsql::migrate::prepare_target(&target, mapping, true)
+        .await
+        .unwrap();
+    let chunks = snap2dsql::chunk::plan_chunks(export, mapping)
+        .await
+        .unwrap();
+    let (orphans, _) = snap2dsql::load::orphans::scan(export, mapping)
+        .await
+        .unwrap();
+    let ctx = LoadContext::new(
+        export.clone(),
+        mapping.clone(),
+        target.clone(),
+        orphans,
+        LoadOptions::default(),
+    );
+    snap2dsql::migrate::load_chunks(&ctx, &chunks, 2, &|_, _| {})
+        .await
+        .unwrap();
+    (url, target)
 }

@@ -33,7 +33,10 @@
 
 mod array;
 mod datetime;
+#[cfg(feature = "test-hooks")]
+pub mod hooks;
 mod numeric;
+pub mod print;
 
 pub use array::array_to_json;
 
@@ -449,7 +452,7 @@ pub fn encode_bytes(v: &[u8], dst: &PgType, out: &mut Vec<u8>) -> Result<(), Con
 }
 
 /// PostgreSQL's `float4out` text of `v` (extra_float_digits 1, the default): what `v::text`
-/// gives for a real. Used by `verify` for canonical texts.
+/// gives for a real. Used by [`print`].
 pub fn float4_text(v: f32) -> String {
     let mut buf = StackBuf::new();
     pg_float_text(&mut buf, v.is_nan(), v.is_infinite(), v < 0.0, true, |b| {
@@ -1105,7 +1108,7 @@ fn exercised_types() -> Vec<PgType> {
 
 /// Every text parser on one arbitrary input, for the fuzzer (`fuzz/`) and the replay of its
 /// corpus in the tests: `text` is converted to each target type (as that type's own text and as
-/// a text column's value), and each value that converts is printed as the verifier's canonical
+/// a text column's value), and each value that converts is printed as PostgreSQL's canonical
 /// text, converted again and printed again. Refusing the input is fine; a panic, or a canonical
 /// text that does not survive its own round trip, is a bug (this function panics on the latter).
 pub fn exercise_parsers(text: &str) {
@@ -1116,7 +1119,7 @@ pub fn exercise_parsers(text: &str) {
                 continue;
             }
             let mut canon = String::new();
-            if crate::verify::canon::canonical_text(&ty, &bin, &mut canon).is_err() {
+            if print::canonical_text(&ty, &bin, &mut canon).is_err() {
                 continue;
             }
             // A json target keeps its input's text; jsonb and everything else print canonically.
@@ -1128,7 +1131,7 @@ pub fn exercise_parsers(text: &str) {
                 panic!("{ty}: {text:?} printed as {canon:?}, which does not convert back: {e:?}")
             });
             let mut canon2 = String::new();
-            crate::verify::canon::canonical_text(&ty, &again, &mut canon2)
+            print::canonical_text(&ty, &again, &mut canon2)
                 .unwrap_or_else(|e| panic!("{ty}: {canon:?} converted, then failed to print: {e}"));
             assert_eq!(
                 canon2, canon,

@@ -1,11 +1,12 @@
 //! Property tests: for every type, a value in PostgreSQL's text output form, converted to the
-//! binary wire form ([`encode_text`]) and printed back by the verifier's canonical text
-//! ([`crate::verify::canon::canonical_text`]), is the same text. The loader and the verifier
-//! agree with each other on every value proptest can think of, not only on the examples.
+//! binary wire form ([`encode_text`]) and printed back as PostgreSQL prints it
+//! ([`super::print::canonical_text`]), is the same text: encoder and printer undo each other on
+//! every value proptest can think of. (Verification no longer relies on this: its export side is
+//! its own, see `verify::expect`.)
 
 use super::encode_text;
+use super::print::canonical_text;
 use crate::types::PgType;
-use crate::verify::canon::canonical_text;
 use proptest::prelude::*;
 
 /// text -> binary -> canonical text.

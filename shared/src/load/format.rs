@@ -4,7 +4,7 @@
 //! Whether DSQL accepts `COPY .. FROM STDIN (FORMAT binary)` is not recorded anywhere
 //! (dsql-recorded.md §1), so the same bytes can also be sent as:
 //! - **text COPY** (`FORMAT text`, the format psql's `\copy` uses and AWS documents): each
-//!   binary value printed as PostgreSQL prints it ([`crate::verify::canon`]) and escaped for
+//!   binary value printed as PostgreSQL prints it ([`crate::convert::print`]) and escaped for
 //!   COPY's text format;
 //! - **a multi-row INSERT** with bind parameters in binary format: the very same field bytes,
 //!   as many rows per statement as keep rows x columns under the protocol's 65,535 parameters.
@@ -324,7 +324,7 @@ pub fn to_copy_text(
                 ),
             })?;
             text.clear();
-            crate::verify::canon::canonical_text(t, bin, &mut text).map_err(|reason| {
+            crate::convert::print::canonical_text(t, bin, &mut text).map_err(|reason| {
                 Error::Reencode {
                     chunk: chunk.to_string(),
                     row,

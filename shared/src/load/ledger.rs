@@ -6,6 +6,10 @@
 //! row ranges the ledger lists and writes the rest, and a second writer racing on the same batch
 //! fails on the ledger's primary key (SQLSTATE 23505) instead of doubling rows.
 //!
+//! Reads: [`committed_ranges`] reads one chunk's rows (at most a chunk's rows / a batch's rows,
+//! a few hundred), so one statement; [`progress`] reads the whole ledger of a migration, page by
+//! page ([`crate::pages`]).
+//!
 //! Running twice: the DDL uses `IF NOT EXISTS`; reading is read-only.
 
 use crate::error::{Error, Result};
@@ -79,33 +83,68 @@ pub async fn committed_ranges(
         .collect())
 }
 
-/// Rows and batches committed per table for a migration (for `status`).
+/// One table's progress in the ledger.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// Chunks with at least one committed batch.
+    pub chunks: u64,
+    pub batches: u64,
+    pub rows: u64,
+}
+
+/// Rows, batches and chunks committed per source table for a migration (for `status`), read
+/// page by page in the ledger's key order (chunk, first row): each page a short transaction,
+/// however long the ledger.
 pub async fn progress(
-    client: &tokio_postgres::Client,
+    target: &crate::target::Target,
     migration: &str,
-) -> Result<Vec<(String, u64, u64, u64)>> {
-    let rows = client
-        .query(
-            "SELECT table_name, count(DISTINCT chunk), count(*), coalesce(sum(rows), 0)::bigint
-             FROM snap2dsql.ledger WHERE migration = $1 GROUP BY table_name ORDER BY table_name",
-            &[&migration],
+) -> Result<std::collections::BTreeMap<String, Progress>> {
+    use crate::pages::{KeyColumn, Pager, Reader};
+    let mut pager = Pager::new(
+        "snap2dsql.ledger".into(),
+        vec![
+            KeyColumn {
+                name: "chunk".into(),
+                sql_type: "text".into(),
+            },
+            KeyColumn {
+                name: "first_row".into(),
+                sql_type: "bigint".into(),
+            },
+        ],
+    );
+    pager.filter = Some("migration = $1::text".into());
+    type State = (
+        std::collections::BTreeMap<String, Progress>,
+        std::collections::HashSet<(String, String)>,
+    );
+    let mut state: State = Default::default();
+    let what = "read the ledger (snap2dsql.ledger)";
+    Reader::new(target, &[])
+        .pages(
+            &pager,
+            what,
+            Some("SELECT table_name, chunk, count(*), coalesce(sum(rows), 0)::bigint FROM p GROUP BY 1, 2"),
+            &mut state,
+            |_| vec![Some(migration.to_string())],
+            |(tables, chunks), page| {
+                for r in &page.result {
+                    let table: String = r.try_get(0, what)?;
+                    let chunk: String = r.try_get(1, what)?;
+                    let batches: i64 = r.try_get(2, what)?;
+                    let rows: i64 = r.try_get(3, what)?;
+                    let p = tables.entry(table.clone()).or_default();
+                    if chunks.insert((table, chunk)) {
+                        p.chunks += 1;
+                    }
+                    p.batches += batches as u64;
+                    p.rows += rows as u64;
+                }
+                Ok(())
+            },
         )
-        .await
-        .map_err(|e| Error::db("read the ledger", e))?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let chunks: i64 = r.get(1);
-            let batches: i64 = r.get(2);
-            let n: i64 = r.get(3);
-            (
-                r.get::<_, String>(0),
-                chunks as u64,
-                batches as u64,
-                n as u64,
-            )
-        })
-        .collect())
+        .await?;
+    Ok(state.0)
 }
 
 /// True when a database error is the ledger's primary key refusing a second record of a batch.

@@ -1,12 +1,11 @@
-//! Canonical texts: a target column's binary value -> exactly what PostgreSQL's `value::text`
-//! prints for it in a verify session (`TimeZone UTC`, `DateStyle ISO, MDY`, `IntervalStyle
-//! postgres`, `extra_float_digits 1`, `bytea_output hex`), and the row text and hashes built
-//! from them. The SQL side of the same definitions is in [`super`] ([`super::text_sql`],
-//! [`super::piece_sql`], [`super::hash_sql`], [`super::bucket_sql`]).
+//! Binary values -> text: a target column's binary COPY value printed exactly as PostgreSQL's
+//! `value::text` prints it (`TimeZone UTC`, `DateStyle ISO, MDY`, `IntervalStyle postgres`,
+//! `extra_float_digits 1`, bytea in hex). The converter's inverse, for its round-trip property
+//! tests ([`super::roundtrip`]) and the fuzz hook ([`super::exercise_parsers`]); verification does
+//! not use it (its export side is independent of the converter, its target side is SQL).
 
 use crate::convert;
 use crate::types::PgType;
-use md5::{Digest, Md5};
 use std::fmt::Write as _;
 
 /// Why a binary value could not be printed (a short read: the encoder and decoder disagree).
@@ -542,33 +541,6 @@ fn escape_json(s: &str, out: &mut String) {
         }
     }
     out.push('"');
-}
-
-/// Appends one column's piece of a row text: `N` for NULL, else `V<bytes>:<text>`. The
-/// length prefix makes the concatenation unambiguous whatever the texts contain.
-pub fn push_piece(text: Option<&str>, out: &mut String) {
-    match text {
-        None => out.push('N'),
-        Some(t) => {
-            let _ = write!(out, "V{}:", t.len());
-            out.push_str(t);
-        }
-    }
-}
-
-/// The 64-bit row hash: the first 8 bytes of md5(row text), big-endian, as SQL's
-/// `('x' || substr(md5(t), 1, 16))::bit(64)::bigint` reads them.
-pub fn row_hash(row_text: &str) -> i64 {
-    let d = Md5::digest(row_text.as_bytes());
-    let mut b = [0u8; 8];
-    b.copy_from_slice(&d[..8]);
-    i64::from_be_bytes(b)
-}
-
-/// The bucket of a key text: byte 11 of md5(key text), as SQL's
-/// `('x' || substr(md5(k), 23, 2))::bit(8)::int` reads it.
-pub fn bucket(key_text: &str) -> u8 {
-    Md5::digest(key_text.as_bytes())[11]
 }
 
 #[cfg(test)]
