@@ -148,9 +148,6 @@ pub struct PlanArgs {
     /// Directory for mapping.toml, ddl.sql and ddl-post-load.sql.
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
-    /// SQL dialect of the DDL files: dsql, or postgres for local rehearsals.
-    #[arg(long, default_value = "dsql")]
-    pub dialect: String,
     /// Print the report as JSON instead of text.
     #[arg(long)]
     pub json: bool,
@@ -198,21 +195,9 @@ pub struct RunArgs {
     /// Attempts per batch on retryable errors.
     #[arg(long, default_value_t = snap2dsql::load::DEFAULT_MAX_ATTEMPTS)]
     pub max_attempts: u32,
-    /// PostgreSQL targets only: install triggers that refuse what DSQL refuses (3,000 rows,
-    /// 10 MiB per transaction) before loading.
-    #[arg(long)]
-    pub guard_dsql_limits: bool,
-    /// With --guard-dsql-limits: fraction of commits failed with an injected 40001 (OC000).
-    #[arg(long, default_value_t = 0.0)]
-    pub inject_conflicts: f64,
     /// Write the summary as JSON to this file.
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// The rules the target follows: dsql (default, for DSQL endpoints and for a local DSQL
-    /// stand-in alike: async indexes and their jobs, NOT VALID foreign keys validated
-    /// asynchronously), or postgres: plain PostgreSQL statements, which is no rehearsal of DSQL.
-    #[arg(long, default_value = "dsql")]
-    pub target_dialect: String,
     /// The load format tried first: binary (COPY FORMAT binary), text (COPY FORMAT text) or
     /// insert (multi-row INSERT). A format the target refuses falls back to the next, in that
     /// order, for the whole run.

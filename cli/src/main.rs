@@ -12,7 +12,7 @@ mod verify;
 
 use args::{Cli, Command};
 use clap::Parser;
-use snap2dsql::ddl::{self, Dialect};
+use snap2dsql::ddl;
 use snap2dsql::error::Error;
 use snap2dsql::export::Export;
 use snap2dsql::mapping::Mapping;
@@ -78,7 +78,6 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan(a) => {
-            let dialect: Dialect = a.dialect.parse().map_err(Error::Usage)?;
             let export = Export::open(&a.export.export, a.export.database.as_deref()).await?;
             let schema = match &a.export.source_schema {
                 Some(s) => Some(SourceSchema::load(s).await?),
@@ -89,37 +88,30 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             let mapping_path = a.out.join("mapping.toml");
             plan.mapping.save(&mapping_path)?;
             let header = format!(
-                "snap2dsql {} DDL for export {}, database {}.\nRun each statement in its own transaction.",
-                a.dialect, plan.report.export_id, plan.report.database
+                "snap2dsql DSQL DDL for export {}, database {}.\nRun each statement in its own transaction.",
+                plan.report.export_id, plan.report.database
             );
             let ddl_path = a.out.join("ddl.sql");
             std::fs::write(
                 &ddl_path,
-                ddl::render(&ddl::create_statements(&plan.mapping, dialect), &header),
+                ddl::render(&ddl::create_statements(&plan.mapping), &header),
             )
             .map_err(|e| Error::io(&ddl_path, e))?;
             let post_path = a.out.join("ddl-post-load.sql");
             let post_header = format!(
-                "{header}\nAfter the load: secondary indexes{}{}.",
+                "{header}\nAfter the load: secondary indexes{}.\n\
+                 CREATE INDEX ASYNC and ALTER TABLE ASYNC answer a job_id: wait for each with\n\
+                 CALL sys.wait_for_job('<job_id>'), in autocommit, then check that its row in\n\
+                 sys.jobs has status completed and NULL details (a failed job also ends completed).",
                 if plan.mapping.migration.foreign_keys {
                     ", foreign keys"
                 } else {
                     ""
                 },
-                if dialect == Dialect::Dsql {
-                    "\nCREATE INDEX ASYNC and ALTER TABLE ASYNC answer a job_id: wait for each with\n\
-                     CALL sys.wait_for_job('<job_id>'), in autocommit, then check that its row in\n\
-                     sys.jobs has status completed and NULL details (a failed job also ends completed)"
-                } else {
-                    ""
-                }
             );
             std::fs::write(
                 &post_path,
-                ddl::render(
-                    &ddl::post_load_statements(&plan.mapping, dialect),
-                    &post_header,
-                ),
+                ddl::render(&ddl::post_load_statements(&plan.mapping), &post_header),
             )
             .map_err(|e| Error::io(&post_path, e))?;
             if a.json {

@@ -3,7 +3,6 @@
 use crate::args::{ExportArgs, RunArgs, StatusArgs};
 use crate::report::TableBars;
 use snap2dsql::chunk::plan_chunks_with;
-use snap2dsql::ddl::Dialect;
 use snap2dsql::error::{Error, Result};
 use snap2dsql::export::Export;
 use snap2dsql::load::format::{FormatReport, LoadFormat};
@@ -127,7 +126,6 @@ pub async fn run(a: RunArgs, full: bool) -> Result<ExitCode> {
     };
     options.validate()?;
     let target_options = TargetOptions {
-        dialect: a.target_dialect.parse::<Dialect>().map_err(Error::Usage)?,
         connect_timeout: seconds("connect-timeout", a.connect_timeout)?,
         ..TargetOptions::default()
     };
@@ -135,13 +133,6 @@ pub async fn run(a: RunArgs, full: bool) -> Result<ExitCode> {
     let mapping = mapping_for(&a.export, &a.mapping, &export).await?;
     let target = Target::parse_with(&a.target, target_options).await?;
     migrate::prepare_target(&target, &mapping, a.create_tables).await?;
-    if a.guard_dsql_limits {
-        migrate::install_guard(&target, &mapping, a.inject_conflicts).await?;
-    } else if a.inject_conflicts > 0.0 {
-        return Err(Error::Usage(
-            "--inject-conflicts needs --guard-dsql-limits".into(),
-        ));
-    }
     let chunks = plan_chunks_with(
         &export,
         &mapping,

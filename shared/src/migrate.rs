@@ -2,7 +2,7 @@
 //! post-load indexes, count. `snap2dsql run`/`load` call these in order; the Lambdas call one each.
 
 use crate::chunk::Chunk;
-use crate::ddl::{self, Dialect};
+use crate::ddl;
 use crate::error::{Error, Result};
 use crate::load::{self, ChunkOutcome, LoadContext};
 use crate::mapping::Mapping;
@@ -10,12 +10,6 @@ use crate::target::{Target, within};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::collections::BTreeMap;
-
-/// The dialect the tool speaks to a target: DSQL unless the target was opened with
-/// [`Target::with_dialect`] (`--target-dialect postgres`).
-pub fn dialect_of(target: &Target) -> Dialect {
-    target.dialect()
-}
 
 /// Runs `step` on a new connection, and again on another one after a retryable failure (a
 /// dropped connection, a restart, a conflict; backoff as for load batches). Only for steps that
@@ -49,7 +43,7 @@ where
 /// simply runs them all again.
 pub async fn prepare_target(target: &Target, mapping: &Mapping, create_tables: bool) -> Result<()> {
     let statements = if create_tables {
-        ddl::create_statements(mapping, dialect_of(target))
+        ddl::create_statements(mapping)
     } else {
         Vec::new()
     };
@@ -85,27 +79,6 @@ pub async fn prepare_target(target: &Target, mapping: &Mapping, create_tables: b
             }
             Ok(())
         }
-    })
-    .await
-}
-
-/// Installs the DSQL guard on a PostgreSQL target (refused for a DSQL target: it has no
-/// triggers, and needs no emulation of itself).
-pub async fn install_guard(target: &Target, mapping: &Mapping, occ_fraction: f64) -> Result<()> {
-    if target.is_dsql() {
-        return Err(Error::Usage(
-            "--guard-dsql-limits is for PostgreSQL stand-ins; a DSQL target enforces its limits itself".into(),
-        ));
-    }
-    let tables: Vec<(String, String)> = mapping
-        .tables
-        .iter()
-        .map(|t| (t.target_schema.clone(), t.target_name.clone()))
-        .collect();
-    // Installing again replaces the same objects: safe to retry on a new connection.
-    retrying(target, "install the DSQL guard", |client| {
-        let tables = &tables;
-        async move { load::guard::install(&client, tables, occ_fraction).await }
     })
     .await
 }

@@ -1,13 +1,13 @@
 //! The broken-input corpus: each case is generated here (a source database, exported as Aurora
 //! would, then damaged or edited on purpose), and goes through `snap2dsql plan` and
-//! `snap2dsql run --guard-dsql-limits` like a user's export would. Each ends in a correct load
+//! `snap2dsql run` into the DSQL stand-in like a user's export would. Each ends in a correct load
 //! or in an error that names what and where; either way the ledger and `status` then say
 //! exactly what is in the target.
 
 use super::load::cli;
 use snap2dsql::local_export::{LocalExportOptions, local_export};
 use snap2dsql::mapping::Mapping;
-use snap2dsql_tests::{connect, db_name, parquet_files, pg};
+use snap2dsql_tests::{connect, db_name, parquet_files, pg, standin};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -323,6 +323,7 @@ async fn target_vs_ledger(target_url: &str, mapping: &Mapping) -> Vec<(String, i
 async fn broken_inputs_load_correctly_or_fail_naming_what_and_where() {
     let mut failures = Vec::new();
     let mut table = Vec::new();
+    let standin = standin::start().await;
     for (i, case) in cases().into_iter().enumerate() {
         let source = pg().create_db(&format!("corpus{i}"));
         pg().psql(db_name(&source), case.sql);
@@ -368,7 +369,7 @@ async fn broken_inputs_load_correctly_or_fail_naming_what_and_where() {
                 failures.push(format!("{}: plan failed: {plan_out}", case.name));
             }
             (expect, true) => {
-                let target = pg().create_db(&format!("corpus{i}_dst"));
+                let target = standin.db(&format!("corpus{i}_dst"));
                 let mapping_path = plan_dir.join("mapping.toml");
                 let mapping_s = mapping_path.display().to_string();
                 let (ran, run_out) = snap2dsql(&[
@@ -380,13 +381,10 @@ async fn broken_inputs_load_correctly_or_fail_naming_what_and_where() {
                     "--target",
                     &target,
                     "--create-tables",
-                    "--guard-dsql-limits",
-                    // A plain PostgreSQL, not the DSQL stand-in: its own dialect.
-                    "--target-dialect",
-                    "postgres",
                 ]);
                 let mapping = Mapping::load(&mapping_path).unwrap();
-                let counts = target_vs_ledger(&target, &mapping).await;
+                // Counted on the upstream, not through the tool's own reads.
+                let counts = target_vs_ledger(&standin.direct_url(&target), &mapping).await;
                 let rows: i64 = counts.iter().map(|c| c.1).sum();
                 // The ledger says exactly what is in the target, table by table.
                 for (t, in_target, in_ledger) in &counts {

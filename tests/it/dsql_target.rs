@@ -560,19 +560,38 @@ async fn plan_run_verify_end_to_end_under_each_switch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_statement_dsql_refuses_is_named_with_dsqls_rule() {
     let standin = start(|_| {}).await;
-    let (f, target) = storefront(&standin, "dt_refused", 20, 100, TargetOptions::default()).await;
-    // PostgreSQL's dialect sent to DSQL: its synchronous CREATE INDEX is refused [REC §3.2].
-    let postgres = target.with_dialect(snap2dsql::ddl::Dialect::Postgres);
-    let err = migrate::post_load(&postgres, &f.mapping).await.unwrap_err();
+    let direct = storefront_db("dt_refused", 20, 100);
+    let mut f = Fixture::new(&direct, None, 10_000, 1_000).await;
+    // A hand-edited mapping that skipped validation: an integer identity column, which DSQL
+    // refuses (identities are bigint) [REC §8].
+    let customers = f
+        .mapping
+        .tables
+        .iter_mut()
+        .find(|t| t.source == "sales.customers")
+        .unwrap();
+    let col = customers
+        .columns
+        .iter_mut()
+        .find(|c| c.name == "id")
+        .unwrap();
+    col.keep_old = None;
+    col.target_type = snap2dsql::types::PgType::Integer;
+    col.rewrite = snap2dsql::mapping::Rewrite::None;
+    col.identity = true;
+    let target = Target::parse(&through(&standin, &direct)).await.unwrap();
+    let err = migrate::prepare_target(&target, &f.mapping, true)
+        .await
+        .unwrap_err();
     let text = err.to_string();
-    assert!(text.starts_with("index "), "{text}");
+    assert!(text.starts_with("create table sales_dsql.customers"), "{text}");
     assert!(
-        text.contains(": statement `CREATE INDEX IF NOT EXISTS "),
+        text.contains(": statement `CREATE TABLE IF NOT EXISTS \"sales_dsql\".\"customers\""),
         "{text}"
     );
     assert!(
         text.ends_with(
-            "server answered SQLSTATE 0A000: unsupported mode. please use CREATE INDEX ASYNC."
+            "server answered SQLSTATE 0A000: datatype integer not supported, identity column type must be bigint"
         ),
         "{text}"
     );

@@ -77,17 +77,13 @@ async fn hostile_names_are_quoted_everywhere_and_load_exactly() {
         t.target_schema = r#"dst "Ü"; DROP TABLE public.students"#.into();
     }
     mapping.validate("hostile mapping").unwrap();
-    // A plain PostgreSQL, not the DSQL stand-in: its own dialect for the post-load indexes.
-    let target = Target::parse(&url)
-        .await
-        .unwrap()
-        .with_dialect(snap2dsql::ddl::Dialect::Postgres);
+    // Written through the DSQL stand-in, 10% of commits failing with an injected conflict.
+    let standin = snap2dsql_tests::standin::start().await;
+    let target = Target::parse(&standin.url(db_name(&url))).await.unwrap();
     migrate::prepare_target(&target, &mapping, true)
         .await
         .unwrap();
-    migrate::install_guard(&target, &mapping, 0.1)
-        .await
-        .unwrap();
+    standin.set_conflict_fraction(0.1);
     let chunks = plan_chunks(&export, &mapping).await.unwrap();
     let (orphans, _) = snap2dsql::load::orphans::scan(&export, &mapping)
         .await

@@ -20,7 +20,7 @@ async fn a_date_the_loader_puts_a_day_off_is_reported_by_row() {
     hooks::shift_dates_of_year("1837");
     let loaded = load_fresh(&export, &mapping, "hookdst").await;
     hooks::unshift_dates_of_year("1837");
-    let (url, target) = loaded;
+    let (url, target, _standin) = loaded;
     let late = pg().psql(
         db_name(&url),
         "SELECT count(*) FROM public.births WHERE born = date '1837-06-15' + old_id + 1",

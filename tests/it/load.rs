@@ -1,10 +1,11 @@
-//! Loading an export exactly once inside DSQL's limits, against a real PostgreSQL with the DSQL
-//! guard on (3,000 rows and 10 MiB per transaction refused with SQLSTATE 54000, optional
-//! injected `40001 (OC000)` conflicts).
+//! Loading an export exactly once inside DSQL's limits, through the DSQL stand-in
+//! (`snap2dsql_tests::standin`: 3,000 rows and 10 MiB per transaction refused with SQLSTATE
+//! 54000, optional injected `40001 (OC000)` conflicts) in the DSQL dialect.
 //!
-//! Source and target share one database per test: the storefront lives in schema `sales`, the
-//! planned mapping is pointed at schema `sales_dsql`, so SQL compares every target row with its
-//! source row (joined on `old_id`).
+//! Source and target share one upstream database per test: the storefront lives in schema
+//! `sales` and is read directly; the planned mapping is pointed at schema `sales_dsql`, written
+//! only through the stand-in, so SQL on the upstream compares every target row with its source
+//! row (joined on `old_id`).
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -19,6 +20,7 @@ use snap2dsql::mapping::{Mapping, OnOrphan};
 use snap2dsql::migrate;
 use snap2dsql::schema::SourceSchema;
 use snap2dsql::target::Target;
+use snap2dsql_tests::standin::{self, Standin};
 use snap2dsql_tests::{connect, db_name, pg};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -36,9 +38,15 @@ pub(crate) fn storefront_db(prefix: &str, customers: u32, orders: u32) -> String
 }
 
 /// One test's export, mapping and target: the source database, exported to a temp dir,
-/// planned with its schema, every table pointed at [`TARGET`].
+/// planned with its schema, every table pointed at [`TARGET`], written through a DSQL stand-in
+/// in front of the same upstream database.
 pub(crate) struct Fixture {
+    /// The upstream database, read directly: the source, and checks of the target's rows.
     pub(crate) url: String,
+    /// The stand-in the target is reached through (its knobs: conflicts, limits, faults).
+    pub(crate) standin: Arc<Standin>,
+    /// The same database through [`Fixture::standin`]: every load and verify goes here.
+    pub(crate) target_url: String,
     _dir: tempfile::TempDir,
     pub(crate) export_dir: PathBuf,
     pub(crate) export: Arc<Export>,
@@ -48,8 +56,21 @@ pub(crate) struct Fixture {
 
 impl Fixture {
     /// Exports `url`'s database (`rows_per_file`, `rows_per_group`) and plans it with `schema`
-    /// (the live catalog when `None`).
+    /// (the live catalog when `None`); the target is reached through a stand-in of its own with
+    /// DSQL's defaults.
     pub(crate) async fn new(
+        url: &str,
+        schema: Option<SourceSchema>,
+        rows_per_file: usize,
+        rows_per_group: usize,
+    ) -> Fixture {
+        let standin = Arc::new(standin::start().await);
+        Fixture::with_standin(standin, url, schema, rows_per_file, rows_per_group).await
+    }
+
+    /// [`Fixture::new`] with the target reached through `standin` (whose upstream serves `url`).
+    pub(crate) async fn with_standin(
+        standin: Arc<Standin>,
         url: &str,
         schema: Option<SourceSchema>,
         rows_per_file: usize,
@@ -86,8 +107,11 @@ impl Fixture {
         mapping.validate("test mapping").unwrap();
         let mapping_path = dir.path().join("mapping.toml");
         mapping.save(&mapping_path).unwrap();
+        let target_url = standin.url(db_name(url));
         Fixture {
             url: url.to_string(),
+            standin,
+            target_url,
             _dir: dir,
             export_dir,
             export: Arc::new(export),
@@ -105,15 +129,15 @@ impl Fixture {
         self.mapping.migration.namespace
     }
 
-    /// Ledger and target tables created, DSQL guard installed with `occ` injected conflicts.
+    /// Ledger and target tables created through the stand-in, which then fails `occ` of the
+    /// writing transactions' commits with an injected `40001 (OC000)`.
     pub(crate) async fn target(&self, occ: f64) -> Target {
-        let target = Target::parse(&self.url).await.unwrap();
+        let target = Target::parse(&self.target_url).await.unwrap();
+        self.standin.set_conflict_fraction(0.0);
         migrate::prepare_target(&target, &self.mapping, true)
             .await
             .unwrap();
-        migrate::install_guard(&target, &self.mapping, occ)
-            .await
-            .unwrap();
+        self.standin.set_conflict_fraction(occ);
         target
     }
 
@@ -150,12 +174,8 @@ impl Fixture {
             "--mapping".into(),
             self.mapping_path.display().to_string(),
             "--target".into(),
-            self.url.clone(),
+            self.target_url.clone(),
         ];
-        if command == "run" || command == "load" {
-            // A plain PostgreSQL with the DSQL guard, not the DSQL stand-in: its own dialect.
-            args.extend(["--target-dialect".into(), "postgres".into()]);
-        }
         args
     }
 }
@@ -365,7 +385,7 @@ async fn rerun_of_a_finished_load_writes_nothing() {
     let customers = digest(&db, &format!("{TARGET}.customers")).await;
     let orders = digest(&db, &format!("{TARGET}.orders")).await;
 
-    // The target is re-prepared and the guard re-installed, as a rerun of `run` does.
+    // The target is re-prepared, as a rerun of `run` does.
     let target = f.target(0.0).await;
     let (ctx, _) = f.ctx(&target, options(400, 3)).await;
     let outcomes = load(&ctx, &chunks, 2).await;
@@ -396,7 +416,6 @@ async fn sigkill_at_random_points_then_a_rerun_loads_exactly_once() {
     args.extend(
         [
             "--create-tables",
-            "--guard-dsql-limits",
             "--batch-rows",
             "100",
             "--chunk-rows",
@@ -502,7 +521,7 @@ SELECT (SELECT string_agg(md5(random()::text || g || i), '') FROM generate_serie
 FROM generate_series(1, 3000) g;";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn wide_rows_load_under_the_10_mib_guard_which_would_trip() {
+async fn wide_rows_load_under_dsqls_10_mib_which_would_trip() {
     let url = pg().create_db("load_wide");
     pg().psql(db_name(&url), PAGES);
     let mut f = Fixture::new(&url, None, 10_000, 1_000).await;
@@ -510,7 +529,7 @@ async fn wide_rows_load_under_the_10_mib_guard_which_would_trip() {
     let db = connect(&url).await;
     let same = "SELECT count(*) FROM docs.pages s JOIN docs_dsql.pages t ON t.old_id = s.id AND t.body = s.body";
 
-    // Default bounds (2,500 rows, 4 MiB): about 500 rows a batch, never near the guard.
+    // Default bounds (2,500 rows, 4 MiB): about 500 rows a batch, never near DSQL's limits.
     let target = f.target(0.0).await;
     let chunks = f.chunks(100_000).await;
     let (ctx, _) = f.ctx(&target, LoadOptions::default()).await;
@@ -531,7 +550,7 @@ async fn wide_rows_load_under_the_10_mib_guard_which_would_trip() {
     assert!(batches >= 6, "24 MiB in 4 MiB batches: {batches}");
     assert!(max_bytes <= 4 * 1024 * 1024, "a batch of {max_bytes} bytes");
 
-    // The widest bounds validate() allows (2,999 rows, 8 MiB) are still inside the guard.
+    // The widest bounds validate() allows (2,999 rows, 8 MiB) are still inside DSQL's limits.
     let widest = LoadOptions {
         batch_rows: 2_999,
         batch_bytes: 8 * 1024 * 1024,
@@ -567,30 +586,43 @@ async fn wide_rows_load_under_the_10_mib_guard_which_would_trip() {
         "{max_bytes}"
     );
 
-    // What the bounds protect from: the guarded table refuses a transaction past 3,000 rows...
-    let mut db = connect(&url).await;
-    let insert = |n: u32, body: &str| {
+    // What the bounds protect from: the stand-in, as DSQL, refuses a transaction past 3,000
+    // rows...
+    let mut db = connect(&f.target_url).await;
+    let insert = |n: u32| {
         format!(
             "INSERT INTO docs_dsql.pages (id, old_id, body)
-             SELECT gen_random_uuid(), -g, {body} FROM generate_series(1, {n}) g"
+             SELECT gen_random_uuid(), -g, 'x' FROM generate_series(1, {n}) g"
         )
     };
     let tx = db.transaction().await.unwrap();
-    tx.batch_execute(&insert(1_500, "'x'")).await.unwrap();
-    tx.batch_execute(&insert(1_500, "'x'")).await.unwrap();
-    let e = tx.batch_execute(&insert(1, "'x'")).await.unwrap_err();
+    tx.batch_execute(&insert(1_500)).await.unwrap();
+    tx.batch_execute(&insert(1_500)).await.unwrap();
+    let e = tx.batch_execute(&insert(1)).await.unwrap_err();
     let d = e.as_db_error().expect("a server error");
     assert_eq!(
         (d.code().code(), d.message()),
         ("54000", "transaction row limit exceeded")
     );
     drop(tx);
-    // ...and past 10 MiB (1,300 rows of 8 KiB: under the row limit, over the byte limit).
-    let body =
-        "(SELECT string_agg(md5(random()::text || g || i), '') FROM generate_series(1, 256) i)";
+    // ...and past 10 MiB sent (1,300 rows of 8 KiB: under the row limit, over the byte limit).
+    let wide = |n: usize| {
+        let rows: Vec<String> = (0..n)
+            .map(|i| {
+                let body: String = (0..256)
+                    .map(|j| format!("{:032x}", (i * 256 + j) as u128 * 0x9e37_79b9_7f4a_7c15))
+                    .collect();
+                format!("(gen_random_uuid(), {}, '{body}')", -(i as i64) - 10_000)
+            })
+            .collect();
+        format!(
+            "INSERT INTO docs_dsql.pages (id, old_id, body) VALUES {}",
+            rows.join(", ")
+        )
+    };
     let tx = db.transaction().await.unwrap();
-    tx.batch_execute(&insert(1_000, body)).await.unwrap();
-    let e = tx.batch_execute(&insert(300, body)).await.unwrap_err();
+    tx.batch_execute(&wide(1_000)).await.unwrap();
+    let e = tx.batch_execute(&wide(300)).await.unwrap_err();
     let d = e.as_db_error().expect("a server error");
     assert_eq!(
         (d.code().code(), d.message()),
@@ -707,7 +739,7 @@ async fn orphan_fail_stops_before_anything_is_written() {
 
     // `run` stops on it before writing a row.
     let mut args = f.args("run");
-    args.extend(["--create-tables", "--guard-dsql-limits"].map(String::from));
+    args.extend(["--create-tables"].map(String::from));
     let out = Command::new(cli()).args(&args).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -12,6 +12,7 @@ mod load;
 mod local_export;
 mod pages;
 mod pipeline;
+mod plain_targets;
 mod plan;
 mod reliability;
 mod s3;

@@ -2,12 +2,12 @@
 //!
 //! - Tiny pages over single, composite and timestamptz keys: verify, counts and status give what
 //!   one-statement SQL gives, and a damaged row on any page is still named.
-//! - The proof under a time limit: the target ends every statement after a fraction of a second
-//!   (PostgreSQL's `statement_timeout`, standing in for DSQL's 300 s transaction age), on a table
-//!   whose one-statement scan takes longer; verify, count and status still finish.
+//! - The proof under DSQL's transaction age limit: the DSQL stand-in's `max_transaction_age` set
+//!   to a fraction of the time one statement takes to scan a table whole (DSQL: 300 s); that
+//!   statement is refused through the stand-in (54000, the positive control), and verify, the
+//!   counts and `status` still finish, each page a transaction well under the limit.
 
 use snap2dsql::pages::PageSizing;
-use snap2dsql::target::Target;
 use snap2dsql::verify::{DiffKind, Status, VerifyOptions, verify};
 use snap2dsql_tests::{connect, db_name, export_and_plan_with, load_fresh, pg};
 use std::time::Duration;
@@ -61,7 +61,7 @@ async fn tiny_pages_give_what_one_statement_gives() {
         mapping.table("public.pairs").unwrap().primary_key,
         vec!["a", "b"]
     );
-    let (url, target) = load_fresh(&export, &mapping, "pgdst").await;
+    let (url, target, _standin) = load_fresh(&export, &mapping, "pgdst").await;
     let db = db_name(&url).to_string();
     let options = VerifyOptions {
         pages: tiny(),
@@ -143,25 +143,8 @@ async fn tiny_pages_give_what_one_statement_gives() {
     assert!(d.key.ends_with(", t10"), "{d:#?}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn long_reads_finish_when_the_target_ends_every_long_statement() {
-    let src = pg().create_db("agesrc");
-    pg().psql(
-        db_name(&src),
-        "CREATE TABLE public.wide (id serial PRIMARY KEY, body text, n bigint); \
-         INSERT INTO public.wide (body, n) SELECT repeat(md5(g::text), 24), g FROM generate_series(1, 60000) g;",
-    );
-    let (export, mapping, _dir) = export_and_plan_with(&src, "age-export", None).await;
-    let (url, _) = load_fresh(&export, &mapping, "agedst").await;
-    let db = db_name(&url).to_string();
-    // From now on every statement of a new connection ends after 150 ms, as DSQL ends every
-    // transaction after 300 s.
-    pg().psql(
-        "postgres",
-        &format!("ALTER DATABASE \"{db}\" SET statement_timeout = '150ms'"),
-    );
-    let target = Target::parse(&url).await.unwrap();
-    // The whole table in one statement (what verify used to send) does not finish.
+/// The statement verify would send to read `public.wide` whole, with its parameters (none).
+fn whole_table_read(mapping: &snap2dsql::mapping::Mapping) -> (String, Vec<Option<String>>) {
     let plan =
         snap2dsql::verify::table::TablePlan::new(mapping.table("public.wide").unwrap()).unwrap();
     let whole = plan.pager(PageSizing::default()).page_sql(
@@ -170,38 +153,121 @@ async fn long_reads_finish_when_the_target_ends_every_long_statement() {
         3,
         1_000_000,
     );
-    let c = connect(&url).await;
-    snap2dsql::verify::prepare_session(&c).await.unwrap();
     let stats = plan
         .cols
         .iter()
         .filter(|c| snap2dsql::verify::table::stat_kind(&c.ty).is_some())
         .count();
-    let none: Vec<Option<String>> = vec![None; 2 * stats];
-    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = none
+    (whole, vec![None; 2 * stats])
+}
+
+async fn read_whole(
+    url: &str,
+    sql: &str,
+    params: &[Option<String>],
+) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    let c = connect(url).await;
+    snap2dsql::verify::prepare_session(&c).await.unwrap();
+    let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
         .iter()
         .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
         .collect();
-    let e = c.query(whole.as_str(), &params).await.unwrap_err();
-    assert_eq!(e.code().map(|c| c.code()), Some("57014"), "{e}");
+    c.query(sql, &params).await
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn long_reads_finish_under_the_stand_ins_transaction_age_limit() {
+    let src = pg().create_db("agesrc");
+    pg().psql(
+        db_name(&src),
+        "CREATE TABLE public.wide (id serial PRIMARY KEY, body text, n bigint); \
+         INSERT INTO public.wide (body, n) SELECT repeat(md5(g::text), 24), g FROM generate_series(1, 120000) g;",
+    );
+    let (export, mapping, dir) = export_and_plan_with(&src, "age-export", None).await;
+    let (url, target, standin) = load_fresh(&export, &mapping, "agedst").await;
+    let (whole, params) = whole_table_read(&mapping);
+    // How long one statement takes to read the table whole, upstream (the fastest of three).
+    let mut scan = Duration::MAX;
+    for _ in 0..3 {
+        let started = std::time::Instant::now();
+        read_whole(&url, &whole, &params).await.unwrap();
+        scan = scan.min(started.elapsed());
+    }
+    // DSQL's limit is 300 s; here a third of that scan, so no single statement could do it.
+    let limit = scan / 3;
+    eprintln!("one-statement scan {scan:?}; stand-in transaction age limit {limit:?}");
+    assert!(
+        limit >= Duration::from_millis(300),
+        "the table scans too fast ({scan:?}) to show anything: make it bigger"
+    );
+    standin.set_max_transaction_age(limit);
+    // The positive control: the whole-table read through the stand-in is ended by the limit.
+    let e = read_whole(target_url(&standin, &url).as_str(), &whole, &params)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code().map(|c| c.code()),
+        Some("54000"),
+        "the one-statement read: {e}"
+    );
+    assert!(
+        e.as_db_error()
+            .is_some_and(|d| d.message().contains("transaction age limit")),
+        "{e}"
+    );
+
+    // Paged, each read is a short transaction: verify, counts and status finish.
     let report = verify(
         export.clone(),
         mapping.clone(),
         &target,
-        &VerifyOptions::default(),
+        &VerifyOptions {
+            pages: PageSizing {
+                target: limit / 4,
+                ..PageSizing::default()
+            },
+            ..VerifyOptions::default()
+        },
         &|_, _| {},
     )
     .await
     .unwrap();
     assert!(report.ok, "{report:#?}");
-    assert_eq!(report.table("public.wide").unwrap().rows_in_target, 60_000);
+    assert_eq!(report.table("public.wide").unwrap().rows_in_target, 120_000);
     let counts = snap2dsql::migrate::count_target(&target, &mapping)
         .await
         .unwrap();
-    assert_eq!(counts["public.wide"], 60_000);
+    assert_eq!(counts["public.wide"], 120_000);
     let progress = snap2dsql::load::ledger::progress(&target, &mapping.migration.id)
         .await
         .unwrap();
-    assert_eq!(progress["public.wide"].rows, 60_000);
+    assert_eq!(progress["public.wide"].rows, 120_000);
+    // `snap2dsql status`, the command, through the same stand-in.
+    let mapping_path = dir.path().join("mapping.toml");
+    mapping.save(&mapping_path).unwrap();
+    // (A blocking wait: the stand-in serves it from the runtime's other workers.)
+    let out = std::process::Command::new(crate::load::cli())
+        .arg("status")
+        .arg("--export")
+        .arg(dir.path())
+        .arg("--mapping")
+        .arg(&mapping_path)
+        .args(["--target", &target_url(&standin, &url)])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("120000"), "{stdout}");
+    // The control's refusal at least; any page the limit ended was read again at half the rows.
+    assert!(standin.counters().limit_errors >= 1);
+}
+
+/// The URL through `standin` of the upstream database behind `direct`.
+fn target_url(standin: &snap2dsql_tests::standin::Standin, direct: &str) -> String {
+    standin.url(db_name(direct))
 }

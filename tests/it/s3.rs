@@ -67,9 +67,9 @@ async fn export_in_s3_is_planned_and_loaded_like_a_local_one() {
     // 400 rows a row group: 3 + 3 + 2.
     assert_eq!((orders.rows, orders.files, orders.row_groups), (2500, 3, 8));
 
-    // Load from S3 (ranged GETs of footers and row groups) into a PostgreSQL target.
-    let dst = pg().create_db("s3dst");
-    let target = Target::parse(&dst).await.unwrap();
+    // Load from S3 (ranged GETs of footers and row groups) through the DSQL stand-in.
+    let standin = snap2dsql_tests::standin::start().await;
+    let target = Target::parse(&standin.db("s3dst")).await.unwrap();
     let mapping = remote_plan.mapping;
     snap2dsql::migrate::prepare_target(&target, &mapping, true)
         .await

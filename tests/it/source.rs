@@ -11,7 +11,7 @@ use std::time::Duration;
 async fn source_changes_after_the_snapshot_are_not_migration_errors() {
     let src = pg().storefront_db("srcsrc", 100, 600);
     let (export, mapping, _dir) = export_and_plan(&src, "src-export").await;
-    let (url, target) = load_fresh(&export, &mapping, "srcdst").await;
+    let (url, target, _standin) = load_fresh(&export, &mapping, "srcdst").await;
     let options = VerifyOptions {
         pages: PageSizing {
             first_rows: 50,

@@ -393,7 +393,7 @@ async fn every_source_type_loads_and_verifies_as_a_match() {
     }
     edited.validate("edited").unwrap();
     let mapping = Arc::new(edited);
-    let (url, target) = load_fresh(&export, &mapping, "vtypesdst").await;
+    let (url, target, _standin) = load_fresh(&export, &mapping, "vtypesdst").await;
     let report = run_verify(&export, &mapping, &target).await;
     let t = report.table("public.everything").unwrap();
     assert_eq!(t.status, Status::Match, "{t:#?}");
@@ -518,7 +518,7 @@ async fn clean_load_matches_and_each_damage_is_named() {
     let ns = mapping.migration.namespace;
     let key = |table: &str, old: i64| snap2dsql::keys::new_key(ns, table, old).to_string();
 
-    let (_url, target) = load_fresh(&export, &mapping, "vclean").await;
+    let (_url, target, _standin) = load_fresh(&export, &mapping, "vclean").await;
     let report = run_verify(&export, &mapping, &target).await;
     assert!(report.ok, "{report:#?}");
     for t in &report.tables {
@@ -677,7 +677,7 @@ async fn clean_load_matches_and_each_damage_is_named() {
         ),
     ];
     for (name, sql, table, kind, want_key, old, column) in cases {
-        let (url, target) = load_fresh(&export, &mapping, "vdamage").await;
+        let (url, target, _standin) = load_fresh(&export, &mapping, "vdamage").await;
         let db = db_name(&url).to_string();
         let before = pg().psql(&db, &format!("SELECT count(*) FROM {table}"));
         pg().psql(&db, &sql);
@@ -726,7 +726,7 @@ async fn clean_load_matches_and_each_damage_is_named() {
 #[tokio::test(flavor = "multi_thread")]
 async fn listing_is_bounded_and_counts_every_difference() {
     let (export, mapping, _dir) = storefront().await;
-    let (url, target) = load_fresh(&export, &mapping, "vbound").await;
+    let (url, target, _standin) = load_fresh(&export, &mapping, "vbound").await;
     pg().psql(db_name(&url), "DELETE FROM sales.orders WHERE old_id <= 30");
     let report = verify(
         export.clone(),
@@ -817,7 +817,7 @@ async fn table_without_primary_key_is_compared_as_a_multiset() {
             .is_empty(),
         "{mapping:#?}"
     );
-    let (url, target) = load_fresh(&export, &mapping, "vnopkdst").await;
+    let (url, target, _standin) = load_fresh(&export, &mapping, "vnopkdst").await;
     let report = run_verify(&export, &mapping, &target).await;
     assert!(report.ok, "{report:#?}");
 

@@ -607,14 +607,18 @@ pub async fn export_and_plan_with(
     (Arc::new(export), Arc::new(plan.mapping), dir)
 }
 
-/// A fresh target database with the export loaded; returns (URL, target).
+/// A fresh target database with the export loaded through a DSQL stand-in (DSQL's defaults,
+/// on the current runtime); returns (the database's direct upstream URL, for checks and damage;
+/// the target through the stand-in; the stand-in, which serves the target while it lives).
 pub async fn load_fresh(
     export: &Arc<Export>,
     mapping: &Arc<Mapping>,
     prefix: &str,
-) -> (String, Target) {
-    let url = pg().create_db(prefix);
-    let target = Target::parse(&url).await.unwrap();
+) -> (String, Target, standin::Standin) {
+    let standin = standin::start().await;
+    let through = standin.db(prefix);
+    let url = standin.direct_url(&through);
+    let target = Target::parse(&through).await.unwrap();
     snap2dsql::migrate::prepare_target(&target, mapping, true)
         .await
         .unwrap();
@@ -634,5 +638,5 @@ pub async fn load_fresh(
     snap2dsql::migrate::load_chunks(&ctx, &chunks, 2, &|_, _| {})
         .await
         .unwrap();
-    (url, target)
+    (url, target, standin)
 }

@@ -13,7 +13,6 @@
 
 pub mod encode;
 pub mod format;
-pub mod guard;
 pub mod ledger;
 pub mod orphans;
 pub mod read;

@@ -12,7 +12,6 @@
 //! | `TARGET_URL` | fan-out, load-chunk, verify | `postgres://admin@<id>.dsql.<region>.on.aws/postgres` |
 //! | `LOAD_CONNECTIONS` | load-chunk | writer connections per chunk (default 4) |
 //! | `LOAD_MAX_ATTEMPTS` | load-chunk | attempts per batch inside one invocation (default 16) |
-//! | `TARGET_DIALECT` | fan-out, load-chunk, verify | `dsql` (default) or `postgres`: plain PostgreSQL statements, for a rehearsal target that is not the DSQL stand-in |
 
 use super::failure::StepError;
 use crate::load::{DEFAULT_CONNECTIONS, DEFAULT_MAX_ATTEMPTS, LoadOptions};
@@ -34,7 +33,7 @@ pub struct Config {
     pub mapping_key: String,
     /// Never logged as is: it may carry a password (plain PostgreSQL targets).
     pub target_url: Option<String>,
-    /// How to connect to the target, and its dialect.
+    /// How to connect to the target.
     pub target: TargetOptions,
     pub load: LoadOptions,
 }
@@ -65,13 +64,7 @@ impl Config {
         if load.max_attempts == 0 {
             return Err(StepError::fatal("LOAD_MAX_ATTEMPTS must be at least 1"));
         }
-        let mut target = TargetOptions::default();
-        if let Some(d) = get("TARGET_DIALECT") {
-            target.dialect = d
-                .trim()
-                .parse()
-                .map_err(|e: String| StepError::fatal(format!("TARGET_DIALECT: {e}")))?;
-        }
+        let target = TargetOptions::default();
         Ok(Config {
             export_bucket: get("EXPORT_BUCKET"),
             export_prefix: get("EXPORT_PREFIX")
@@ -105,7 +98,7 @@ impl Config {
         Config::require(&self.target_url, "TARGET_URL")
     }
 
-    /// The target, with this function's connection options and dialect.
+    /// The target, with this function's connection options.
     pub async fn target(&self) -> Result<crate::target::Target, StepError> {
         Ok(crate::target::Target::parse_with(self.target_url()?, self.target.clone()).await?)
     }
@@ -143,10 +136,6 @@ mod tests {
             ("b", "x/y")
         );
         assert_eq!((c.load.connections, c.load.max_attempts), (2, 1));
-        assert_eq!(c.target.dialect, crate::ddl::Dialect::Dsql);
-        let c = config(&[("TARGET_DIALECT", "postgres")]).unwrap();
-        assert_eq!(c.target.dialect, crate::ddl::Dialect::Postgres);
-        assert!(config(&[("TARGET_DIALECT", "oracle")]).is_err());
     }
 
     #[test]

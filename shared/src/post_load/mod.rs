@@ -1,7 +1,7 @@
 //! After the load: secondary indexes, foreign keys (when the mapping asks) and identity
-//! restarts, in the target's dialect.
+//! restarts, in DSQL's dialect.
 //!
-//! In the DSQL dialect (dsql-recorded.md §3-4), each index is `CREATE [UNIQUE] INDEX ASYNC IF NOT
+//! As DSQL requires (dsql-recorded.md §3-4), each index is `CREATE [UNIQUE] INDEX ASYNC IF NOT
 //! EXISTS "name" ON "s"."t" (..)`, which answers a job id; each foreign key is `ALTER TABLE ..
 //! ADD CONSTRAINT .. FOREIGN KEY .. NOT VALID` then `ALTER TABLE ASYNC .. VALIDATE CONSTRAINT ..`,
 //! a job too. The work is split so that the CLI and the serverless pipeline can share it:
@@ -91,10 +91,10 @@ pub struct Submitted {
     pub jobs: Vec<SubmittedJob>,
 }
 
-/// The post-load statements of the target's dialect, in waves ([`ddl::post_load_waves`]): each
-/// wave is submitted, and its jobs waited for, before the next.
-pub fn waves(target: &Target, mapping: &Mapping) -> Vec<Vec<Statement>> {
-    ddl::post_load_waves(mapping, target.dialect())
+/// The post-load statements in waves ([`ddl::post_load_waves`]): each wave is submitted, and
+/// its jobs waited for, before the next.
+pub fn waves(mapping: &Mapping) -> Vec<Vec<Statement>> {
+    ddl::post_load_waves(mapping)
 }
 
 /// Runs each statement once and returns the jobs started (or adopted: see the module doc on
@@ -362,7 +362,7 @@ pub async fn restart_identities(
 /// restarts. Returns the number of statements run (submissions and restarts).
 pub async fn run(target: &Target, mapping: &Mapping, options: &PostLoadOptions) -> Result<usize> {
     let mut statements = 0;
-    for wave in waves(target, mapping) {
+    for wave in waves(mapping) {
         let submitted = submit(target, &wave, options).await?;
         for job in &submitted.jobs {
             wait(target, job, options).await?;

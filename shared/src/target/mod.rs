@@ -7,9 +7,8 @@
 //! `postgres://` URL to any other host is used as given, without TLS. Neither tokens nor
 //! passwords ever reach a log line or an error message: errors name the redacted URL.
 //!
-//! Every target speaks the DSQL dialect unless told otherwise ([`TargetOptions::dialect`]): a
-//! local target is expected to be the DSQL stand-in; plain PostgreSQL rules are an explicit
-//! opt-in and are no rehearsal of DSQL.
+//! Every target is spoken to in the DSQL dialect: a local target is the DSQL stand-in
+//! (`snap2dsql standin`), which answers like DSQL; a plain PostgreSQL is no rehearsal of DSQL.
 //!
 //! Connections are opened here, not by tokio-postgres's own connector, so that each one has
 //! TCP keepalives and a `TCP_USER_TIMEOUT` (a dead peer or a partition is noticed by the kernel),
@@ -19,7 +18,6 @@
 pub mod tap;
 
 use crate::db::redact_url;
-use crate::ddl::Dialect;
 use crate::error::{Error, Result};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,11 +45,9 @@ pub const KEEPALIVE_RETRIES: u32 = 3;
 /// Above a healthy round trip by orders of magnitude; below the batch statement bound.
 pub const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How connections to a target are made, and which rules it follows.
+/// How connections to a target are made.
 #[derive(Debug, Clone)]
 pub struct TargetOptions {
-    /// The SQL dialect of the DDL and post-load steps: DSQL unless told otherwise.
-    pub dialect: Dialect,
     pub connect_timeout: Duration,
     pub keepalive_idle: Duration,
     pub keepalive_interval: Duration,
@@ -62,7 +58,6 @@ pub struct TargetOptions {
 impl Default for TargetOptions {
     fn default() -> Self {
         TargetOptions {
-            dialect: Dialect::Dsql,
             connect_timeout: CONNECT_TIMEOUT,
             keepalive_idle: KEEPALIVE_IDLE,
             keepalive_interval: KEEPALIVE_INTERVAL,
@@ -166,7 +161,7 @@ pub fn verify_full_tls() -> Result<tokio_postgres_rustls::MakeRustlsConnect> {
 }
 
 impl Target {
-    /// Reads a target with the default options (DSQL dialect): `postgres://user@host:port/db`.
+    /// Reads a target with the default options: `postgres://user@host:port/db`.
     /// A DSQL host name makes it a DSQL endpoint (user `admin` by default, database `postgres`,
     /// port 5432).
     pub async fn parse(url: &str) -> Result<Target> {
@@ -214,20 +209,9 @@ impl Target {
         })
     }
 
-    /// The same target in another dialect (`run --target-dialect postgres`).
-    pub fn with_dialect(mut self, dialect: Dialect) -> Target {
-        self.options.dialect = dialect;
-        self
-    }
-
     /// True for a DSQL endpoint.
     pub fn is_dsql(&self) -> bool {
         self.dsql.is_some()
-    }
-
-    /// The rules the tool follows on this target: DSQL's unless the caller opted out.
-    pub fn dialect(&self) -> Dialect {
-        self.options.dialect
     }
 
     /// How connections are made.
