@@ -338,7 +338,7 @@ async fn post_load_jobs_are_submitted_polled_waited_and_adopted_on_a_rerun() {
             poll_interval: Duration::from_millis(200),
             ..PostLoadOptions::default()
         };
-        let waves = post_load::waves(&target, &f.mapping);
+        let waves = post_load::waves(&f.mapping);
         let first = post_load::submit(&target, &waves[0], &opts).await.unwrap();
         assert_eq!(first.jobs.len(), waves[0].len(), "{result:?}");
         // Not finished yet (each job takes at least 2 s): polled without waiting.

@@ -167,7 +167,7 @@ impl Fixture {
     }
 
     pub(crate) fn args(&self, command: &str) -> Vec<String> {
-        let mut args = vec![
+        vec![
             command.into(),
             "--export".into(),
             self.export_dir.display().to_string(),
@@ -175,8 +175,7 @@ impl Fixture {
             self.mapping_path.display().to_string(),
             "--target".into(),
             self.target_url.clone(),
-        ];
-        args
+        ]
     }
 }
 
@@ -894,8 +893,9 @@ async fn dropped_connections_mid_load_still_load_exactly() {
     let target = f.target(0.0).await;
     let chunks = f.chunks(4_000).await;
     let (ctx, _) = f.ctx(&target, options(100, 2)).await;
-    // A terminator beside the load: drops every loader connection of this database every
-    // 40-120 ms until the load ends.
+    // A terminator beside the load: ends every loader session of this database upstream (the
+    // stand-in then loses its upstream and closes the client's connection) every 150-400 ms
+    // until the load ends.
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let terminator = {
         let done = done.clone();
@@ -905,7 +905,7 @@ async fn dropped_connections_mid_load_still_load_exactly() {
             let mut rng = StdRng::seed_from_u64(8);
             let (mut rounds, mut terminated) = (0, 0);
             while !done.load(std::sync::atomic::Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(rng.random_range(40..120))).await;
+                tokio::time::sleep(Duration::from_millis(rng.random_range(150..400))).await;
                 let n = scalar(
                     &db,
                     "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity

@@ -79,9 +79,9 @@ impl Rehearsal {
         snap2dsql::migrate::prepare_target(&target, &mapping, true)
             .await
             .unwrap();
-        snap2dsql::migrate::install_guard(&target, &mapping, occ)
-            .await
-            .unwrap();
+        // The DSQL guard is gone (issue 15): until this test's target is the stand-in (the aws
+        // task), `occ` has nothing to set.
+        let _ = occ;
 
         let mut all_env = vec![
             ("TARGET_URL", target_url.as_str()),

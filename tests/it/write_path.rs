@@ -8,7 +8,7 @@
 //! in `dsql_target.rs`; slow commits here are a deferred trigger installed directly upstream.
 
 use crate::load::{
-    Fixture, TARGET, assert_exact, cli, ledger_rows, options, scalar, storefront_db,
+    Fixture, TARGET, assert_exact, cli, options, scalar, storefront_db,
 };
 use snap2dsql::error::{Error, ErrorClass};
 use snap2dsql::load::format::LoadFormat;
