@@ -146,10 +146,7 @@ fn create_table(t: &TableMapping) -> String {
 /// `ddl-post-load.sql`: secondary indexes, then (when the mapping asks) foreign keys, each
 /// added NOT VALID and then validated; in the order of [`post_load_waves`].
 pub fn post_load_statements(mapping: &Mapping) -> Vec<Statement> {
-    post_load_waves(mapping)
-        .into_iter()
-        .flatten()
-        .collect()
+    post_load_waves(mapping).into_iter().flatten().collect()
 }
 
 /// The post-load statements in waves: the statements of one wave may run at once, and touch

@@ -584,7 +584,10 @@ async fn a_statement_dsql_refuses_is_named_with_dsqls_rule() {
         .await
         .unwrap_err();
     let text = err.to_string();
-    assert!(text.starts_with("create table sales_dsql.customers"), "{text}");
+    assert!(
+        text.starts_with("create table sales_dsql.customers"),
+        "{text}"
+    );
     assert!(
         text.contains(": statement `CREATE TABLE IF NOT EXISTS \"sales_dsql\".\"customers\""),
         "{text}"

@@ -44,7 +44,9 @@ fn direct_url_variables(text: &str) -> Vec<String> {
         };
         let name = name.trim().trim_start_matches("mut ").trim();
         if name.chars().all(|c| c.is_alphanumeric() || c == '_')
-            && DIRECT_URL_MAKERS.iter().any(|m| value.trim().starts_with(m))
+            && DIRECT_URL_MAKERS
+                .iter()
+                .any(|m| value.trim().starts_with(m))
         {
             out.push(name.to_string());
         }

@@ -7,9 +7,7 @@
 //! The stand-in's own faults (silent connections, connection limits, conflicts, switches) are
 //! in `dsql_target.rs`; slow commits here are a deferred trigger installed directly upstream.
 
-use crate::load::{
-    Fixture, TARGET, assert_exact, cli, options, scalar, storefront_db,
-};
+use crate::load::{Fixture, TARGET, assert_exact, cli, options, scalar, storefront_db};
 use snap2dsql::error::{Error, ErrorClass};
 use snap2dsql::load::format::LoadFormat;
 use snap2dsql::load::{ChunkOutcome, LoadContext, LoadOptions};
@@ -445,15 +443,7 @@ async fn the_cli_reports_the_load_format() {
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("report.json");
     let mut args = f.args("load");
-    args.extend(
-        [
-            "--create-tables",
-            "--load-format",
-            "insert",
-            "--report",
-        ]
-        .map(String::from),
-    );
+    args.extend(["--create-tables", "--load-format", "insert", "--report"].map(String::from));
     args.push(report.display().to_string());
     let out = std::process::Command::new(cli())
         .args(&args)
