@@ -1,8 +1,8 @@
-//! The `snap2dsql` binary end to end on a real PostgreSQL: local-export, plan, run (which
-//! verifies every row), then `verify` on a clean and on a damaged target, by exit code and
-//! report.
+//! The `snap2dsql` binary end to end: local-export from a real PostgreSQL, then plan, run (which
+//! verifies every row) into the DSQL stand-in in the DSQL dialect, then `verify` on a clean and
+//! on a damaged target, by exit code and report.
 
-use snap2dsql_tests::{db_name, pg};
+use snap2dsql_tests::{db_name, pg, standin};
 use std::process::Command;
 
 const STOREFRONT: &str = include_str!("../../scripts/storefront.sql");
@@ -27,7 +27,8 @@ fn run_verifies_and_verify_exits_1_on_a_damaged_row() {
         .replace(":customers", "50")
         .replace(":orders", "300");
     pg().psql(db_name(&src), &sql);
-    let dst = pg().create_db("clidst");
+    let standin = standin::Thread::start_with(|_| {});
+    let dst = standin.db("clidst");
     let dir = tempfile::tempdir().unwrap();
     let export = dir.path().join("export");
     let plan = dir.path().join("plan");
@@ -45,8 +46,6 @@ fn run_verifies_and_verify_exits_1_on_a_damaged_row() {
         export.to_str().unwrap(),
         "--out",
         plan.to_str().unwrap(),
-        "--dialect",
-        "postgres",
     ]);
     assert_eq!(code, 0, "{out}");
     let mapping = plan.join("mapping.toml");
@@ -59,9 +58,6 @@ fn run_verifies_and_verify_exits_1_on_a_damaged_row() {
         "--target",
         &dst,
         "--create-tables",
-        // A plain PostgreSQL, not the DSQL stand-in: its own dialect.
-        "--target-dialect",
-        "postgres",
     ]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("every table matches"), "{out}");
@@ -141,7 +137,8 @@ fn verify_and_status_use_the_mapping_run_recorded() {
     ]);
     assert_eq!(code, 0, "{out}");
     let export = export.to_str().unwrap();
-    let target = pg().create_db("recdst");
+    let standin = standin::Thread::start_with(|_| {});
+    let target = standin.db("recdst");
     let (code, out) = snap2dsql(&[
         "run",
         "--export",
@@ -170,8 +167,6 @@ fn verify_and_status_use_the_mapping_run_recorded() {
         export,
         "--out",
         planned.to_str().unwrap(),
-        "--dialect",
-        "postgres",
     ]);
     assert_eq!(code, 0, "{out}");
     let mapping = planned.join("mapping.toml");
