@@ -1,6 +1,6 @@
-//! The `snap2dsql` binary end to end: local-export from a real PostgreSQL, plan, run (which
-//! verifies every row) through the DSQL stand-in in the DSQL dialect, then `verify` on a clean
-//! and on a damaged target, by exit code and report.
+//! The `snap2dsql` binary end to end: local-export from a real PostgreSQL, then plan, run (which
+//! verifies every row) into the DSQL stand-in in the DSQL dialect, then `verify` on a clean and
+//! on a damaged target, by exit code and report.
 
 use snap2dsql_tests::{db_name, pg, standin};
 use std::process::Command;
@@ -87,9 +87,8 @@ fn run_verifies_and_verify_exits_1_on_a_damaged_row() {
     assert_eq!(json["ok"], true);
     assert_eq!(json["tables"].as_array().unwrap().len(), 2);
 
-    // Damaged upstream, behind the stand-in's back.
     pg().psql(
-        db_name(&standin.direct_url(&dst)),
+        db_name(&dst),
         "UPDATE sales.orders SET unit_cost = unit_cost + 0.01 WHERE old_id = 3",
     );
     let (code, out) = verify(&report);
@@ -192,7 +191,7 @@ fn verify_and_status_use_the_mapping_run_recorded() {
 
     // A target that records two migrations: verify asks which.
     pg().psql(
-        db_name(&standin.direct_url(&target)),
+        db_name(&target),
         "UPDATE snap2dsql.migrations SET migration = 'second'",
     );
     let (code, out) = snap2dsql(&[

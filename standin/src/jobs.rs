@@ -23,6 +23,12 @@ use crate::rules::{self, Refusal};
 use crate::sql::{IndexJob, ValidateJob};
 use crate::upstream::Target;
 
+/// Times a job's statement runs when PostgreSQL breaks a deadlock by failing it. Concurrent
+/// `CREATE INDEX CONCURRENTLY` builds upstream can deadlock each other (seen under load: two
+/// probes' builds, `deadlock detected` in `details`); DSQL's builds do not, so the stand-in runs
+/// the build again (its invalid index dropped first) instead of answering PostgreSQL's artefact.
+const UPSTREAM_DEADLOCK_ATTEMPTS: u32 = 5;
+
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 
 /// A fresh job id.
@@ -250,18 +256,26 @@ impl Jobs {
         let (db, id2) = (db.to_owned(), id.clone());
         tokio::spawn(async move {
             let started = Instant::now();
-            let outcome = match statement {
-                None => Outcome::Succeeded,
-                Some(sql) => this.run(&db, &sql).await,
-            };
-            if let (Outcome::Failed(_), Some(schema), Some(name)) =
-                (&outcome, &drop_on_failure, &index)
-            {
-                let drop = format!(
+            let drop = match (&drop_on_failure, &index) {
+                (Some(schema), Some(name)) => Some(format!(
                     "DROP INDEX CONCURRENTLY IF EXISTS {}",
                     qualified(Some(schema), name)
-                );
-                let _ = admin.batch_execute(&drop).await;
+                )),
+                _ => None,
+            };
+            let mut outcome = Outcome::Succeeded;
+            if let Some(sql) = statement {
+                for attempt in 1..=UPSTREAM_DEADLOCK_ATTEMPTS {
+                    let (result, deadlock) = this.run(&db, &sql).await;
+                    outcome = result;
+                    if let (Outcome::Failed(_), Some(drop)) = (&outcome, &drop) {
+                        let _ = admin.batch_execute(drop).await;
+                    }
+                    if !deadlock || attempt == UPSTREAM_DEADLOCK_ATTEMPTS {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50 * attempt as u64)).await;
+                }
             }
             let min = this.unknowns.min_job_duration;
             if let Some(rest) = min.checked_sub(started.elapsed()) {
@@ -289,12 +303,17 @@ impl Jobs {
         Ok(id)
     }
 
-    async fn run(&self, db: &str, sql: &str) -> Outcome {
+    /// Runs a job's statement upstream; also answers whether it failed on an upstream deadlock.
+    async fn run(&self, db: &str, sql: &str) -> (Outcome, bool) {
         match self.target.admin(db).await {
-            Err(e) => Outcome::Failed(e.to_string()),
+            Err(e) => (Outcome::Failed(e.to_string()), false),
             Ok(c) => match c.batch_execute(sql).await {
-                Ok(()) => Outcome::Succeeded,
-                Err(e) => Outcome::Failed(refusal_of(&e).message),
+                Ok(()) => (Outcome::Succeeded, false),
+                Err(e) => {
+                    let refusal = refusal_of(&e);
+                    let deadlock = refusal.code == "40P01";
+                    (Outcome::Failed(refusal.message), deadlock)
+                }
             },
         }
     }
