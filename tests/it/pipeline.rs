@@ -31,7 +31,7 @@ struct Rehearsal {
     target_url: String,
     /// The stand-in's upstream database, for counting independently of the stand-in.
     direct_url: String,
-    standin: Standin,
+    _standin: Standin,
     export_dir: tempfile::TempDir,
     mapping: Mapping,
     s3: aws_sdk_s3::Client,
@@ -134,7 +134,7 @@ impl Rehearsal {
             stack,
             target_url,
             direct_url,
-            standin,
+            _standin: standin,
             export_dir,
             mapping,
             s3,
