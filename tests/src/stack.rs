@@ -294,9 +294,10 @@ impl PipelineStack {
         ])?;
         stack.operator = Principal::from_json(&made["operator"])?;
         for (name, _) in FUNCTIONS {
-            stack
-                .roles
-                .push((name.to_string(), Principal::from_json(&made["functions"][name])?));
+            stack.roles.push((
+                name.to_string(),
+                Principal::from_json(&made["functions"][name])?,
+            ));
         }
         let machine = &made["state_machine"];
         let role = machine["role"].as_str().unwrap_or_default();

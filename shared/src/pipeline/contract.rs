@@ -314,7 +314,10 @@ mod tests {
         let state = |json: &str| serde_json::from_str::<RunState>(json).unwrap();
         assert!(state(r#"{"source_cluster":"db1"}"#).validate().is_ok());
         // Exactly MAX_POLLS polls is allowed, one more is not.
-        let at = format!(r#"{{"wait_seconds":30,"max_wait_seconds":{}}}"#, 30 * MAX_POLLS);
+        let at = format!(
+            r#"{{"wait_seconds":30,"max_wait_seconds":{}}}"#,
+            30 * MAX_POLLS
+        );
         assert!(state(&at).validate().is_ok());
         let past = format!(
             r#"{{"wait_seconds":30,"max_wait_seconds":{}}}"#,
@@ -323,14 +326,19 @@ mod tests {
         let e = state(&past).validate().unwrap_err();
         assert!(e.message.contains("2001 polls"), "{}", e.message);
         assert!(
-            e.message.contains("wait_seconds = 30 and max_wait_seconds = 60001"),
+            e.message
+                .contains("wait_seconds = 30 and max_wait_seconds = 60001"),
             "{}",
             e.message
         );
         let e = state(r#"{"chunk_timeout_seconds":910}"#)
             .validate()
             .unwrap_err();
-        assert!(e.message.contains("chunk_timeout_seconds = 910"), "{}", e.message);
+        assert!(
+            e.message.contains("chunk_timeout_seconds = 910"),
+            "{}",
+            e.message
+        );
         assert!(state(r#"{"chunk_timeout_seconds":0}"#).validate().is_err());
         assert!(
             DEFAULT_CHUNK_TIMEOUT_SECONDS <= MAX_CHUNK_TIMEOUT_SECONDS

@@ -207,7 +207,9 @@ pub async fn event_skip(
         .export
         .as_ref()
         .map(|e| e.export_task_id.clone())
-        .ok_or_else(|| StepError::fatal("an event-started execution reached FanOut without an export poll"))?;
+        .ok_or_else(|| {
+            StepError::fatal("an event-started execution reached FanOut without an export poll")
+        })?;
     if task.starts_with("snap2dsql-") {
         return Ok(Some(format!(
             "export task {task} was started by the pipeline: the execution that started it loads it"
@@ -223,19 +225,23 @@ pub async fn event_skip(
         .body(Bytes::from(body.to_string()).into())
         .send()
         .await;
-    let failure = |e: String| StepError::from(Error::S3 {
-        operation: "PutObject",
-        bucket: bucket.to_string(),
-        key: key.clone(),
-        reason: e,
-    });
+    let failure = |e: String| {
+        StepError::from(Error::S3 {
+            operation: "PutObject",
+            bucket: bucket.to_string(),
+            key: key.clone(),
+            reason: e,
+        })
+    };
     match put {
         Ok(_) => Ok(None),
         Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => {
             let store = Store::s3(s3, &format!("s3://{bucket}"))?;
             let claim: serde_json::Value = serde_json::from_slice(&store.get(&key).await?)
                 .map_err(|e| StepError::fatal(format!("s3://{bucket}/{key}: not a claim: {e}")))?;
-            let by = claim["execution"].as_str().unwrap_or("an unknown execution");
+            let by = claim["execution"]
+                .as_str()
+                .unwrap_or("an unknown execution");
             if by == input.execution {
                 Ok(None)
             } else {
@@ -251,7 +257,9 @@ pub async fn event_skip(
                 format!("claiming s3://{bucket}/{key}: a concurrent claim is in flight"),
             ))
         }
-        Err(e) => Err(failure(aws_sdk_s3::error::DisplayErrorContext(&e).to_string())),
+        Err(e) => Err(failure(
+            aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+        )),
     }
 }
 
