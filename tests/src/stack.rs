@@ -7,6 +7,15 @@
 //!
 //! Every process is in its own process group, killed when the stack is dropped (and, for the
 //! direct children, when the test thread goes away).
+//!
+//! IAM as deployed: `tests/cfn_stack.py` creates in moto every role of `infra/template.yaml` that a
+//! function or the state machine runs as, with the template's own policy documents resolved with
+//! this stack's names, and assumes it. Each function process gets its role's temporary
+//! credentials; the proxy acts as the state machine's role (Lambda Invoke checked against its
+//! documents, the engine's S3 calls signed again with its credentials); then moto's access
+//! control is switched on (`POST /moto-api/reset-auth 0`), so every later request is checked. The
+//! test's own calls use an `operator` user. What moto evaluates, and so what this proves, is in
+//! `tests/cfn_stack.py` and the README's "Permissions, proven locally".
 
 use crate::free_port;
 use std::path::{Path, PathBuf};
@@ -23,6 +32,90 @@ pub const FUNCTIONS: [(&str, &str); 5] = [
 ];
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "123456789012";
+/// The emulated stack's name: function `snap2dsql-load-chunk`, state machine `snap2dsql-migrate`.
+pub const STACK_NAME: &str = "snap2dsql";
+/// The template's SourceClusterId in the emulated stack.
+pub const SOURCE_CLUSTER: &str = "storefront-prod";
+/// The KMS key id the emulated stack's ARNs name.
+pub const KMS_KEY_ID: &str = "test";
+
+/// The names `infra/template.yaml` is resolved with for a stack whose export bucket is `bucket`
+/// (see `tests/cfn_stack.py`).
+pub fn template_names(bucket: &str) -> serde_json::Value {
+    serde_json::json!({
+        "StackName": STACK_NAME,
+        "Region": REGION,
+        "AccountId": ACCOUNT,
+        "Partition": "aws",
+        "Parameters": {
+            "SourceClusterId": SOURCE_CLUSTER,
+            "DsqlClusterEndpoint": "abcdefghijklmnopqrstuvwxyz.dsql.us-east-1.on.aws",
+            "DsqlClusterArn": format!("arn:aws:dsql:{REGION}:{ACCOUNT}:cluster/abcdefghijklmnopqrstuvwxyz"),
+            "EnableExportCompletedTrigger": "true",
+        },
+        "Physical": { "ExportBucket": bucket, "ExportKey": KMS_KEY_ID },
+    })
+}
+
+fn cfn_stack(args: &[&str]) -> Result<serde_json::Value, String> {
+    let root = repo_root();
+    let out = Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("tests/cfn_stack.py"))
+        .args(args)
+        .output()
+        .map_err(|e| format!("run tests/cfn_stack.py: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "tests/cfn_stack.py {}: {}",
+            args[0],
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("tests/cfn_stack.py output: {e}"))
+}
+
+/// `infra/template.yaml` with every intrinsic resolved for a stack whose bucket is `bucket`:
+/// `["Resources"][logical id]["Properties"]...`.
+pub fn resolved_template(bucket: &str) -> Result<serde_json::Value, String> {
+    let template = repo_root().join("infra/template.yaml");
+    cfn_stack(&[
+        "json",
+        template.to_str().ok_or("template path is not UTF-8")?,
+        &template_names(bucket).to_string(),
+    ])
+}
+
+/// Temporary credentials of one principal in the emulator.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub role: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
+}
+
+impl Principal {
+    fn from_json(v: &serde_json::Value) -> Result<Principal, String> {
+        let s = |k: &str| {
+            v[k].as_str()
+                .map(str::to_string)
+                .ok_or_else(|| format!("principal without {k}: {v}"))
+        };
+        Ok(Principal {
+            role: s("role")?,
+            access_key_id: s("access_key_id")?,
+            secret_access_key: s("secret_access_key")?,
+            session_token: v["session_token"].as_str().map(str::to_string),
+        })
+    }
+}
+
+/// How the emulated stack is set up.
+#[derive(Debug, Clone, Default)]
+pub struct StackOptions {
+    /// (role, action) pairs taken out of the template's policies before the roles are made.
+    pub removals: Vec<(String, String)>,
+}
 
 /// The repository's root.
 pub fn repo_root() -> PathBuf {
@@ -38,6 +131,10 @@ pub struct PipelineStack {
     pub invocations_log: PathBuf,
     /// What the functions logged (their stdout and stderr, all instances).
     pub functions_log: PathBuf,
+    /// The test's own principal (all actions).
+    pub operator: Principal,
+    /// The role each function binary runs as.
+    pub roles: Vec<(String, Principal)>,
     children: Vec<Child>,
     _dir: tempfile::TempDir,
 }
@@ -119,6 +216,14 @@ pub fn build_functions() -> Result<(), String> {
 impl PipelineStack {
     /// Starts the stack; `env` is the functions' environment (TARGET_URL, EXPORT_BUCKET, ...).
     pub fn start(env: &[(&str, &str)]) -> Result<PipelineStack, String> {
+        PipelineStack::start_with(env, &StackOptions::default())
+    }
+
+    /// [`PipelineStack::start`] with options (a permission taken out).
+    pub fn start_with(
+        env: &[(&str, &str)],
+        options: &StackOptions,
+    ) -> Result<PipelineStack, String> {
         let root = repo_root();
         let moto_bin = root.join(".venv/bin/moto_server");
         let python = root.join(".venv/bin/python");
@@ -142,6 +247,13 @@ impl PipelineStack {
             watch_port,
             invocations_log: invocations_log.clone(),
             functions_log: functions_log.clone(),
+            operator: Principal {
+                role: String::new(),
+                access_key_id: String::new(),
+                secret_access_key: String::new(),
+                session_token: None,
+            },
+            roles: Vec::new(),
             children: Vec::new(),
             _dir: dir,
         };
@@ -159,6 +271,40 @@ impl PipelineStack {
         stack
             .children
             .push(moto.spawn().map_err(|e| format!("start moto: {e}"))?);
+        wait_for_port(moto_port, "moto", Duration::from_secs(30))?;
+
+        // The template's roles, made and assumed in moto (access control is still off).
+        let bucket = env
+            .iter()
+            .find(|(k, _)| *k == "EXPORT_BUCKET")
+            .map(|(_, v)| *v)
+            .ok_or("the functions' environment names no EXPORT_BUCKET")?;
+        let removals: Vec<[&str; 2]> = options
+            .removals
+            .iter()
+            .map(|(r, a)| [r.as_str(), a.as_str()])
+            .collect();
+        let template = root.join("infra/template.yaml");
+        let made = cfn_stack(&[
+            "principals",
+            &stack.endpoint(),
+            template.to_str().ok_or("template path is not UTF-8")?,
+            &template_names(bucket).to_string(),
+            &serde_json::to_string(&removals).map_err(|e| e.to_string())?,
+        ])?;
+        stack.operator = Principal::from_json(&made["operator"])?;
+        for (name, _) in FUNCTIONS {
+            stack.roles.push((
+                name.to_string(),
+                Principal::from_json(&made["functions"][name])?,
+            ));
+        }
+        let machine = &made["state_machine"];
+        let role = machine["role"].as_str().unwrap_or_default();
+        let mut principal_file = machine.clone();
+        principal_file["documents"] = made["documents"][role].clone();
+        let principal_path = stack._dir.path().join("state-machine-principal.json");
+        std::fs::write(&principal_path, principal_file.to_string()).map_err(|e| e.to_string())?;
 
         let mut proxy = Command::new(&python);
         proxy
@@ -169,6 +315,8 @@ impl PipelineStack {
                 watch_port.to_string(),
             ])
             .arg(&invocations_log)
+            .arg(&principal_path)
+            .arg(format!("{STACK_NAME}-"))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log("proxy.err")?);
@@ -224,8 +372,6 @@ impl PipelineStack {
                 .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
                 .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")
                 .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{moto_port}"))
-                .env("AWS_ACCESS_KEY_ID", "test")
-                .env("AWS_SECRET_ACCESS_KEY", "test")
                 .env("AWS_REGION", REGION)
                 .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
                 .env("AWS_LAMBDA_LOG_LEVEL", "INFO")
@@ -235,6 +381,14 @@ impl PipelineStack {
                 for (k, v) in env {
                     f.env(k, v);
                 }
+                // The function's role, as Lambda hands it over: temporary credentials.
+                let role = stack.role_of(name)?.clone();
+                f.env("AWS_ACCESS_KEY_ID", &role.access_key_id)
+                    .env("AWS_SECRET_ACCESS_KEY", &role.secret_access_key)
+                    .env(
+                        "AWS_SESSION_TOKEN",
+                        role.session_token.as_deref().unwrap_or_default(),
+                    );
                 own_group(&mut f);
                 stack.children.push(
                     f.spawn()
@@ -242,22 +396,32 @@ impl PipelineStack {
                 );
             }
         }
-        wait_for_port(moto_port, "moto", Duration::from_secs(30))?;
         wait_for_port(proxy_port, "the Lambda proxy", Duration::from_secs(30))?;
-        stack.enable_state_machine_engine()?;
+        // Real ASL interpretation, Lambda via HTTP; then every request is checked by IAM.
+        stack.moto_api(
+            "config",
+            r#"{"stepfunctions":{"execute_state_machine":true},"lambda":{"use_docker":false}}"#,
+        )?;
+        stack.moto_api("reset-auth", "0")?;
         Ok(stack)
     }
 
-    /// Switches moto's Step Functions engine on (real ASL interpretation, Lambda via HTTP).
-    fn enable_state_machine_engine(&self) -> Result<(), String> {
-        let body =
-            r#"{"stepfunctions":{"execute_state_machine":true},"lambda":{"use_docker":false}}"#;
+    fn role_of(&self, function: &str) -> Result<&Principal, String> {
+        self.roles
+            .iter()
+            .find(|(f, _)| f == function)
+            .map(|(_, p)| p)
+            .ok_or_else(|| format!("no role for function {function}"))
+    }
+
+    /// POSTs `body` to moto's `/moto-api/<what>`.
+    fn moto_api(&self, what: &str, body: &str) -> Result<(), String> {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", self.moto_port))
             .map_err(|e| e.to_string())?;
         use std::io::{Read, Write};
         write!(
             s,
-            "POST /moto-api/config HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST /moto-api/{what} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         )
         .map_err(|e| e.to_string())?;
@@ -265,7 +429,7 @@ impl PipelineStack {
         s.read_to_string(&mut reply).map_err(|e| e.to_string())?;
         let status = reply.split_whitespace().nth(1).unwrap_or_default();
         if !status.starts_with('2') {
-            return Err(format!("moto refused the engine config: {reply}"));
+            return Err(format!("moto refused /moto-api/{what}: {reply}"));
         }
         Ok(())
     }
@@ -274,13 +438,27 @@ impl PipelineStack {
         format!("http://127.0.0.1:{}", self.moto_port)
     }
 
-    /// The SDK configuration for the emulator (test credentials).
+    /// The SDK configuration for the emulator, as the test's operator (all actions).
     pub fn sdk_config(&self) -> aws_config::SdkConfig {
+        let p = &self.operator;
+        let creds = aws_sdk_s3::config::Credentials::new(
+            &p.access_key_id,
+            &p.secret_access_key,
+            p.session_token.clone(),
+            None,
+            "snap2dsql-tests-operator",
+        );
         crate::emulator_config(&self.endpoint())
+            .into_builder()
+            .credentials_provider(aws_sdk_s3::config::SharedCredentialsProvider::new(creds))
+            .build()
     }
 
     pub fn s3(&self) -> aws_sdk_s3::Client {
-        crate::emulator_s3(&self.endpoint())
+        let conf = aws_sdk_s3::config::Builder::from(&self.sdk_config())
+            .force_path_style(true)
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
     }
 
     pub fn rds(&self) -> aws_sdk_rds::Client {
@@ -291,6 +469,16 @@ impl PipelineStack {
         aws_sdk_sfn::Client::new(&self.sdk_config())
     }
 
+    /// The state machine's name, as the template names it.
+    pub fn state_machine_name(&self) -> String {
+        format!("{STACK_NAME}-migrate")
+    }
+
+    /// The role the state machine runs as (the template's `MigrateStateMachineRole`).
+    pub fn state_machine_role_arn(&self) -> String {
+        format!("arn:aws:iam::{ACCOUNT}:role/MigrateStateMachineRole")
+    }
+
     /// The ASL definition with the SAM substitutions filled with local values.
     pub fn definition(&self, bucket: &str, load_concurrency: u32) -> String {
         let mut asl = std::fs::read_to_string(repo_root().join("statemachine/migrate.asl.json"))
@@ -298,7 +486,7 @@ impl PipelineStack {
         for (name, placeholder) in FUNCTIONS {
             asl = asl.replace(
                 &format!("${{{placeholder}}}"),
-                &format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"),
+                &format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{STACK_NAME}-{name}"),
             );
         }
         asl.replace("${ExportBucket}", bucket)

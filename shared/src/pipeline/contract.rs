@@ -13,9 +13,18 @@ use serde::{Deserialize, Serialize};
 
 /// Default seconds between polls of a snapshot or an export (the `Defaults` state).
 pub const DEFAULT_WAIT_SECONDS: u64 = 60;
-/// Default bound on one `load-chunk` task (the state's TimeoutSecondsPath): a little over Lambda's
-/// 900 s maximum, so a function's own timeout is reported first. A chunk is sized to take minutes.
-pub const DEFAULT_CHUNK_TIMEOUT_SECONDS: u64 = 910;
+/// Default bound on one `load-chunk` task (the state's TimeoutSecondsPath): below the function's
+/// 900 s timeout (`infra/template.yaml`), so the state machine times the task out first and
+/// `States.Timeout` is the reliable signal. A chunk is sized to take minutes.
+pub const DEFAULT_CHUNK_TIMEOUT_SECONDS: u64 = 840;
+/// The largest `chunk_timeout_seconds` an execution may ask for: under the load-chunk function's
+/// 900 s timeout, with room for the function's own start and end.
+pub const MAX_CHUNK_TIMEOUT_SECONDS: u64 = 870;
+/// Polls of the snapshot and the export together, at most. One poll-loop iteration writes 9
+/// history events (Task entered, Lambda scheduled, started, succeeded, Task exited, Choice
+/// entered and exited, Wait entered and exited): 2,000 polls are 18,000 of the 25,000 events a
+/// Standard execution may have, leaving the rest to the load and verify states.
+pub const MAX_POLLS: u64 = 2_000;
 /// Default bound on the whole wait for a snapshot and its export: a day. An export can sit in
 /// STARTING for hours while RDS restores the snapshot; past this the execution fails.
 pub const DEFAULT_MAX_WAIT_SECONDS: u64 = 86_400;
@@ -147,6 +156,57 @@ pub struct FanOutResult {
     pub tables_created: bool,
     /// Where this run's objects live: `s3://bucket/runs/<execution>/`.
     pub run_uri: String,
+    /// Set when this execution loads nothing, and why: an export outside this stack's bucket, an
+    /// export task the pipeline started itself, or an export another execution claimed (the
+    /// EventBridge path). The state machine then ends at `NothingToLoad`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+impl FanOutResult {
+    /// The result of a fan-out that loads nothing, saying why.
+    pub fn skipped(export_uri: &str, bucket: &str, why: String) -> FanOutResult {
+        FanOutResult {
+            export_uri: export_uri.to_string(),
+            mapping_uri: String::new(),
+            mapping_planned: false,
+            bucket: bucket.to_string(),
+            chunks_key: String::new(),
+            chunks: 0,
+            rows: 0,
+            tables: 0,
+            orphans: 0,
+            tables_created: false,
+            run_uri: String::new(),
+            skipped: Some(why),
+        }
+    }
+}
+
+impl RunState {
+    /// Refuses waits that could poll more than [`MAX_POLLS`] times (the execution's history
+    /// limit) and chunk timeouts that are not below the load-chunk function's timeout.
+    pub fn validate(&self) -> Result<(), super::failure::StepError> {
+        if self.wait_seconds > 0 {
+            let polls = self.max_wait_seconds.div_ceil(self.wait_seconds);
+            if polls > MAX_POLLS {
+                return Err(super::failure::StepError::fatal(format!(
+                    "wait_seconds = {} and max_wait_seconds = {} allow {polls} polls of about 9 history events each, past the 25,000 events a Standard execution may have: at most {MAX_POLLS} polls (wait_seconds >= {})",
+                    self.wait_seconds,
+                    self.max_wait_seconds,
+                    self.max_wait_seconds.div_ceil(MAX_POLLS)
+                )));
+            }
+        }
+        if self.chunk_timeout_seconds == 0 || self.chunk_timeout_seconds > MAX_CHUNK_TIMEOUT_SECONDS
+        {
+            return Err(super::failure::StepError::fatal(format!(
+                "chunk_timeout_seconds = {} is not between 1 and {MAX_CHUNK_TIMEOUT_SECONDS}: the task must time out before the load-chunk function's 900 s timeout",
+                self.chunk_timeout_seconds
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Everything one `load-chunk` invocation needs: one item of the Distributed Map.
@@ -247,6 +307,43 @@ mod tests {
         assert!(s.create_tables);
         assert_eq!(s.max_concurrency, 8);
         assert_eq!(s.chunk_timeout_seconds, DEFAULT_CHUNK_TIMEOUT_SECONDS);
+    }
+
+    #[test]
+    fn waits_that_could_pass_the_history_limit_are_refused() {
+        let state = |json: &str| serde_json::from_str::<RunState>(json).unwrap();
+        assert!(state(r#"{"source_cluster":"db1"}"#).validate().is_ok());
+        // Exactly MAX_POLLS polls is allowed, one more is not.
+        let at = format!(
+            r#"{{"wait_seconds":30,"max_wait_seconds":{}}}"#,
+            30 * MAX_POLLS
+        );
+        assert!(state(&at).validate().is_ok());
+        let past = format!(
+            r#"{{"wait_seconds":30,"max_wait_seconds":{}}}"#,
+            30 * MAX_POLLS + 1
+        );
+        let e = state(&past).validate().unwrap_err();
+        assert!(e.message.contains("2001 polls"), "{}", e.message);
+        assert!(
+            e.message
+                .contains("wait_seconds = 30 and max_wait_seconds = 60001"),
+            "{}",
+            e.message
+        );
+        let e = state(r#"{"chunk_timeout_seconds":910}"#)
+            .validate()
+            .unwrap_err();
+        assert!(
+            e.message.contains("chunk_timeout_seconds = 910"),
+            "{}",
+            e.message
+        );
+        assert!(state(r#"{"chunk_timeout_seconds":0}"#).validate().is_err());
+        assert!(
+            DEFAULT_CHUNK_TIMEOUT_SECONDS <= MAX_CHUNK_TIMEOUT_SECONDS
+                && DEFAULT_MAX_WAIT_SECONDS.div_ceil(DEFAULT_WAIT_SECONDS) <= MAX_POLLS
+        );
     }
 
     #[test]

@@ -57,15 +57,41 @@ impl StepError {
     }
 }
 
-/// A library error is retryable exactly when its class says so (decided by SQLSTATE).
+/// A library error is retryable exactly when its class says so (decided by SQLSTATE). An S3
+/// call refused with AccessDenied also names the IAM permission the function's role lacks.
 impl From<Error> for StepError {
     fn from(e: Error) -> Self {
         let error_type = if e.is_retryable() { RETRYABLE } else { FATAL };
+        let mut message = e.to_string();
+        if let Some(needed) = missing_permission(&e) {
+            message.push_str(&format!(" (the function's role needs {needed})"));
+        }
         StepError {
             error_type,
-            message: e.to_string(),
+            message,
         }
     }
+}
+
+/// The IAM action and resource an S3 call needs, when the call was refused with AccessDenied.
+pub fn missing_permission(e: &Error) -> Option<String> {
+    let Error::S3 {
+        operation,
+        bucket,
+        key,
+        reason,
+    } = e
+    else {
+        return None;
+    };
+    if !reason.contains("AccessDenied") {
+        return None;
+    }
+    Some(match *operation {
+        "ListObjectsV2" => format!("s3:ListBucket on arn:aws:s3:::{bucket}"),
+        "PutObject" => format!("s3:PutObject on arn:aws:s3:::{bucket}/{key}"),
+        _ => format!("s3:GetObject on arn:aws:s3:::{bucket}/{key}"),
+    })
 }
 
 #[cfg(test)]
@@ -100,6 +126,29 @@ mod tests {
         }
         let e = StepError::from(Error::Usage("bad knob".into()));
         assert_eq!((e.error_type, e.message.as_str()), (FATAL, "bad knob"));
+    }
+
+    #[test]
+    fn an_s3_access_denied_names_the_permission() {
+        let e = StepError::from(Error::S3 {
+            operation: "ListObjectsV2",
+            bucket: "b".into(),
+            key: "exports/x/".into(),
+            reason: "service error: AccessDenied: Access Denied".into(),
+        });
+        assert!(
+            e.message
+                .ends_with("(the function's role needs s3:ListBucket on arn:aws:s3:::b)"),
+            "{}",
+            e.message
+        );
+        let other = StepError::from(Error::S3 {
+            operation: "GetObject",
+            bucket: "b".into(),
+            key: "k".into(),
+            reason: "NoSuchKey".into(),
+        });
+        assert!(!other.message.contains("needs"), "{}", other.message);
     }
 
     #[test]

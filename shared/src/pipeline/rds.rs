@@ -8,7 +8,7 @@
 //! instead of making new ones.
 
 use super::config::Config;
-use super::contract::{ExportStatus, SnapshotStatus, StepInput};
+use super::contract::{ExportStatus, MAX_POLLS, SnapshotStatus, StepInput};
 use super::failure::{DEADLINE_EXCEEDED, EXPORT_FAILED, FATAL, RETRYABLE, StepError};
 use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
 use chrono::{DateTime, Duration, Utc};
@@ -91,6 +91,7 @@ pub async fn snapshot_step(
     input: &StepInput,
 ) -> Result<SnapshotStatus, StepError> {
     let state = &input.state;
+    state.validate()?;
     let now = Utc::now();
     let previous = state.snapshot.as_ref();
     let deadline = deadline_of(
@@ -150,11 +151,11 @@ pub async fn snapshot_step(
                 out.snapshot_arn
             )));
         }
-        _ if now > deadline => {
+        _ if now > deadline || polls >= MAX_POLLS => {
             return Err(StepError::new(
                 DEADLINE_EXCEEDED,
                 format!(
-                    "cluster snapshot {} is still {status} after the deadline {} (max_wait_seconds = {}, {polls} polls)",
+                    "cluster snapshot {} is still {status} after the deadline {} (max_wait_seconds = {}, {polls} polls of at most {MAX_POLLS})",
                     out.snapshot_arn, out.deadline, state.max_wait_seconds
                 ),
             ));
@@ -324,6 +325,7 @@ pub async fn poll_export(
     input: &StepInput,
 ) -> Result<ExportStatus, StepError> {
     let state = &input.state;
+    state.validate()?;
     let task = if let Some(id) = state.export_task_id.as_deref().or(state
         .snapshot
         .as_ref()
@@ -363,13 +365,24 @@ pub async fn poll_export(
         deadline: rfc3339(deadline),
         polls: state.export.as_ref().map_or(0, |e| e.polls) + 1,
     };
-    judge_export(
+    let polls = status.polls + state.snapshot.as_ref().map_or(0, |s| s.polls);
+    let judged = judge_export(
         status,
         task.failure_cause(),
         now,
         deadline,
         state.max_wait_seconds,
-    )
+    )?;
+    if judged.status != "COMPLETE" && polls >= MAX_POLLS {
+        return Err(StepError::new(
+            DEADLINE_EXCEEDED,
+            format!(
+                "export task {} is still {} at {}% after {polls} polls, the most one execution's history holds ({MAX_POLLS})",
+                judged.export_task_id, judged.status, judged.percent
+            ),
+        ));
+    }
+    Ok(judged)
 }
 
 /// The decision on one export poll, apart from the RDS call.

@@ -71,7 +71,9 @@ async fn open_export(
 /// execution naming the row; other policies' orphan values go to `orphans.json` for the loaders.
 ///
 /// Running twice: the plan is a function of the export and the mapping, so the same objects are
-/// written again with the same content; every DDL statement is `IF NOT EXISTS`.
+/// written again with the same content; every DDL statement is `IF NOT EXISTS`. An execution
+/// started by the export-completed event claims its export first (see [`event_skip`]); its own
+/// retry or redrive finds its own claim and goes on.
 pub async fn fan_out(
     s3: &aws_sdk_s3::Client,
     target: &Target,
@@ -79,6 +81,7 @@ pub async fn fan_out(
     input: &StepInput,
 ) -> Result<FanOutResult, StepError> {
     let state = &input.state;
+    state.validate()?;
     let export_uri = state
         .export
         .as_ref()
@@ -87,8 +90,12 @@ pub async fn fan_out(
         .ok_or_else(|| {
             StepError::fatal("no export to plan: neither an export poll nor export_uri gave one")
         })?;
-    let export = open_export(s3, &export_uri, state.database.as_deref()).await?;
     let bucket = config.bucket()?.to_string();
+    if let Some(why) = event_skip(s3, &bucket, &export_uri, input).await? {
+        tracing::info!(export = %export_uri, why = %why, "nothing to load");
+        return Ok(FanOutResult::skipped(&export_uri, &bucket, why));
+    }
+    let export = open_export(s3, &export_uri, state.database.as_deref()).await?;
     let prefix = run_prefix(&input.execution);
     let run = Store::s3(s3, &format!("s3://{bucket}/{prefix}"))?;
     let root = Store::s3(s3, &format!("s3://{bucket}"))?;
@@ -164,7 +171,96 @@ pub async fn fan_out(
         tables_created: state.create_tables,
         run_uri: format!("s3://{bucket}/{prefix}/"),
         bucket,
+        skipped: None,
     })
+}
+
+/// The prefix of the export claims of event-started executions: `runs/claims/<export task>.json`.
+pub const CLAIMS_PREFIX: &str = "runs/claims";
+
+/// Why an execution started by the export-completed event (`export_source_arn`) loads nothing, or
+/// `None` when it loads. RDS's event names the snapshot only, so it is decided here:
+/// - the export is outside this stack's bucket;
+/// - the export task is the pipeline's own (`snap2dsql-*`): the execution that started it loads it;
+/// - another execution claimed the export: a second event for the same export. The claim is an
+///   object written only if absent (`If-None-Match: *`), naming the execution; this execution's
+///   own claim (a retry, a redrive) lets it go on.
+///
+/// Executions started by hand (any other entry point) are never skipped.
+pub async fn event_skip(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    export_uri: &str,
+    input: &StepInput,
+) -> Result<Option<String>, StepError> {
+    if input.state.export_source_arn.is_none() {
+        return Ok(None);
+    }
+    let (export_bucket, _) = split_s3_uri(export_uri)?;
+    if export_bucket != bucket {
+        return Ok(Some(format!(
+            "the export {export_uri} is outside this stack's bucket {bucket}"
+        )));
+    }
+    let task = input
+        .state
+        .export
+        .as_ref()
+        .map(|e| e.export_task_id.clone())
+        .ok_or_else(|| {
+            StepError::fatal("an event-started execution reached FanOut without an export poll")
+        })?;
+    if task.starts_with("snap2dsql-") {
+        return Ok(Some(format!(
+            "export task {task} was started by the pipeline: the execution that started it loads it"
+        )));
+    }
+    let key = format!("{CLAIMS_PREFIX}/{task}.json");
+    let body = serde_json::json!({ "execution": input.execution, "export_uri": export_uri });
+    let put = s3
+        .put_object()
+        .bucket(bucket)
+        .key(&key)
+        .if_none_match("*")
+        .body(Bytes::from(body.to_string()).into())
+        .send()
+        .await;
+    let failure = |e: String| {
+        StepError::from(Error::S3 {
+            operation: "PutObject",
+            bucket: bucket.to_string(),
+            key: key.clone(),
+            reason: e,
+        })
+    };
+    match put {
+        Ok(_) => Ok(None),
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 412) => {
+            let store = Store::s3(s3, &format!("s3://{bucket}"))?;
+            let claim: serde_json::Value = serde_json::from_slice(&store.get(&key).await?)
+                .map_err(|e| StepError::fatal(format!("s3://{bucket}/{key}: not a claim: {e}")))?;
+            let by = claim["execution"]
+                .as_str()
+                .unwrap_or("an unknown execution");
+            if by == input.execution {
+                Ok(None)
+            } else {
+                Ok(Some(format!(
+                    "export task {task} is already claimed by execution {by} (s3://{bucket}/{key})"
+                )))
+            }
+        }
+        // 409: another writer's claim is in flight; the retry reads it.
+        Err(e) if e.raw_response().is_some_and(|r| r.status().as_u16() == 409) => {
+            Err(StepError::new(
+                super::failure::RETRYABLE,
+                format!("claiming s3://{bucket}/{key}: a concurrent claim is in flight"),
+            ))
+        }
+        Err(e) => Err(failure(
+            aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+        )),
+    }
 }
 
 /// Loads one chunk of the Distributed Map exactly once.
