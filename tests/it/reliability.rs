@@ -46,6 +46,7 @@ struct CaseResult {
     expected: i64,
     found: i64,
     duplicates: i64,
+    seconds: f64,
     failures: Vec<String>,
 }
 
@@ -214,8 +215,10 @@ where
         expected: 0,
         found: 0,
         duplicates: 0,
+        seconds: 0.0,
         failures: Vec::new(),
     };
+    let started = Instant::now();
     for i in 0..n {
         reset(&connect(url).await).await;
         if let Err(e) = one(i).await {
@@ -234,6 +237,7 @@ where
             ));
         }
     }
+    r.seconds = started.elapsed().as_secs_f64();
     r
 }
 
@@ -378,7 +382,8 @@ async fn faults_during_a_load_end_exact_without_duplicates() {
         .await,
     );
 
-    // Two new connections a second (53400), while each new chunk opens 4 writers at once.
+    // Eight new connections a second, two at once (53400), while each new chunk opens 4 writers
+    // and a ledger read at once.
     results.push(
         case("connect rate exceeded (53400)", &url, n, |i| async move {
             let before = s.standin.counters().connections_refused_rate;
@@ -393,7 +398,7 @@ async fn faults_during_a_load_end_exact_without_duplicates() {
                 &log,
                 |h| {
                     h.set_connection_rate(Some(Rate {
-                        per_second: 2,
+                        per_second: 8,
                         burst: 2,
                     }))
                 },
@@ -409,8 +414,9 @@ async fn faults_during_a_load_end_exact_without_duplicates() {
         .await,
     );
 
-    // Connections closed at an age of 1 s (57P01, after their transaction): one chunk per
-    // table, 20 ms commits, so a chunk's writers outlive their connections.
+    // Connections closed at an age of 1 s (57P01, after their transaction): 100 ms commits and
+    // a chunk a part file (25 batches for 2 writers), so a chunk's writers outlive their
+    // connections.
     results.push(
         case(
             "connections closed at their age (57P01)",
@@ -428,7 +434,7 @@ async fn faults_during_a_load_end_exact_without_duplicates() {
                     &long,
                     &log,
                     |h| {
-                        h.set_commit_latency(Duration::from_millis(20));
+                        h.set_commit_latency(Duration::from_millis(100));
                         h.set_max_connection_age(Duration::from_secs(1));
                     },
                     |h| {
@@ -448,13 +454,21 @@ async fn faults_during_a_load_end_exact_without_duplicates() {
     );
 
     // Connections that stop answering without closing (sockets open, nothing answered), two
-    // a run, found by `run`'s statement and commit timeouts (1 s) and retried.
+    // a run (mid-transaction, or a new one mid-connect), found by `run`'s statement, commit and
+    // connect timeouts (1 s) and retried.
     results.push(
         case("connections gone silent", &url, n, |i| async move {
             let before = s.standin.counters().connections_silenced;
             let log = logs.join(format!("silent-{i}.log"));
             let bounded = Flags {
-                extra: &["--statement-timeout", "1", "--commit-timeout", "1"],
+                extra: &[
+                    "--statement-timeout",
+                    "1",
+                    "--commit-timeout",
+                    "1",
+                    "--connect-timeout",
+                    "1",
+                ],
                 ..FLAGS
             };
             let db = connect(&s.direct).await;
@@ -580,17 +594,18 @@ async fn faults_during_a_load_end_exact_without_duplicates() {
     drop(private);
 
     println!(
-        "\n{:<45} {:>5} {:>14} {:>11} {:>11}  result",
-        "case", "runs", "rows expected", "rows found", "duplicates"
+        "\n{:<45} {:>5} {:>14} {:>11} {:>11} {:>8}  result",
+        "case", "runs", "rows expected", "rows found", "duplicates", "seconds"
     );
     for r in &results {
         println!(
-            "{:<45} {:>5} {:>14} {:>11} {:>11}  {}",
+            "{:<45} {:>5} {:>14} {:>11} {:>11} {:>8.1}  {}",
             r.case,
             r.runs,
             r.expected,
             r.found,
             r.duplicates,
+            r.seconds,
             if r.failures.is_empty() {
                 "pass"
             } else {
@@ -638,4 +653,43 @@ async fn the_age_limit_is_told_apart_from_the_row_limit() {
     assert_eq!(big.sqlstate(), Some("54000"), "{big}");
     assert_eq!(big.class(), ErrorClass::TooBig, "{big}");
     assert!(!big.is_retryable());
+}
+
+/// A loader that gives up on a silent server (no answer, socket open) closes that connection:
+/// otherwise its socket, its task and, server side, its transaction would live on (the fault
+/// suite's silent case found the retried batch conflicting with that open transaction for
+/// good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_given_up_on_a_silent_server_is_closed() {
+    use snap2dsql::error::Error;
+    use snap2dsql::target::{Target, within};
+    let standin = standin::start().await;
+    let target = Target::parse(&standin.db("fault_silent_close"))
+        .await
+        .unwrap();
+    let session = target.session().await.unwrap();
+    standin.silence_connections(1);
+    let query = within(
+        Duration::from_millis(500),
+        || "a query".to_string(),
+        async {
+            session
+                .simple_query("SELECT 1")
+                .await
+                .map_err(|e| Error::db("a query", e))
+        },
+    )
+    .await;
+    assert!(matches!(query, Err(Error::Timeout { .. })), "{query:?}");
+    assert_eq!(standin.counters().connections_silenced, 1);
+    assert_eq!(standin.counters().open_connections, 1);
+    drop(session);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while standin.counters().open_connections > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the silent connection is still open 5 s after the session was dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
