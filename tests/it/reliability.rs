@@ -630,17 +630,16 @@ async fn faults_during_a_load_end_exact_without_duplicates() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_age_limit_is_told_apart_from_the_row_limit() {
     use snap2dsql::error::{Error, ErrorClass};
-    let standin = standin::start_with(|c| {
-        c.limits.max_transaction_age = Duration::from_millis(200);
-    })
-    .await;
+    let standin = standin::start().await;
     let c = connect(&standin.db("fault_age_class")).await;
     c.batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
         .await
         .unwrap();
+    standin.set_max_transaction_age(Duration::from_millis(200));
     c.batch_execute("BEGIN").await.unwrap();
     let slow = c.query_one("SELECT pg_sleep(1)", &[]).await.unwrap_err();
     c.batch_execute("ROLLBACK").await.unwrap();
+    standin.set_max_transaction_age(snap2dsql_standin::config::MAX_TRANSACTION_AGE);
     let slow = Error::db("a slow statement", slow);
     assert_eq!(slow.sqlstate(), Some("54000"), "{slow}");
     assert_eq!(slow.class(), ErrorClass::Expired, "{slow}");
