@@ -7,7 +7,7 @@ CARGO ?= cargo
 CUSTOMERS ?= 10000
 ORDERS ?= 100000
 
-.PHONY: deps deps-demo build build-release test lint demo bench clean check-infra reliability fuzz
+.PHONY: deps deps-demo build build-release test lint demo bench bench-connections clean check-infra reliability fuzz
 
 # Everything: the demo's needs, plus the AWS emulator, the deployment tools and the npm checks.
 deps:
@@ -40,12 +40,21 @@ demo: build
 	CUSTOMERS=$(CUSTOMERS) ORDERS=$(ORDERS) bash scripts/demo.sh
 
 # Figures, not a test: snap2dsql beside psql's binary \copy and Glue-style INSERT batches, and its
-# peak memory on a small and a ~1 GiB part file. Sizes and knobs: see scripts/bench.sh.
+# peak memory on a small and a ~1 GiB part file (scripts/bench.sh); then, through the DSQL
+# stand-in with a 50 ms commit latency, rows/s at 1, 4, 16 and 64 connections against the
+# latency's bound, and each load format's rows/s and client CPU a row (bench-connections).
+# Sizes and knobs: see each script.
 bench: build-release
 	bash scripts/bench.sh
+	bash scripts/bench/connections.sh
 
-# The fault suite at full size (make test runs 2 runs a case): SIGKILLs, dropped connections,
-# injected conflicts, a server restart, 20 runs each; prints the table.
+# The second part of `make bench` alone (ORDERS=500000 by default).
+bench-connections: build-release
+	bash scripts/bench/connections.sh
+
+# The fault suite at full size (make test runs 2 runs a case), through the DSQL stand-in: SIGKILLs,
+# dropped connections, injected conflicts, a server restart, the connection limit, rate and age,
+# the transaction age limit, silent connections; 20 runs each; prints the table.
 FAULT_RUNS ?= 20
 reliability: deps
 	$(CARGO) build --workspace --bins

@@ -264,6 +264,10 @@ pub enum ErrorClass {
     Throttled,
     /// A DSQL per-transaction limit (54000): the batch is too big. Retrying as is cannot work.
     TooBig,
+    /// The transaction outlived DSQL's age limit (54000 `transaction age limit of 300s
+    /// exceeded`): it was slow (a long wait, a slow server), not too big; DSQL discarded it whole,
+    /// and the same transaction sent again may finish in time.
+    Expired,
     /// Bad data (22xxx, 23xxx): retrying cannot work; the message names the rows.
     Data,
     /// Anything else: a bug, a permission, a missing table.
@@ -275,7 +279,10 @@ impl ErrorClass {
     pub fn is_retryable(self) -> bool {
         matches!(
             self,
-            ErrorClass::Conflict | ErrorClass::Connection | ErrorClass::Throttled
+            ErrorClass::Conflict
+                | ErrorClass::Connection
+                | ErrorClass::Throttled
+                | ErrorClass::Expired
         )
     }
 }
@@ -292,12 +299,26 @@ pub fn classify_sqlstate(code: &str) -> ErrorClass {
     }
 }
 
+/// How DSQL's age-limit message starts (`transaction age limit of 300s exceeded` [DOCS quotas]).
+pub const AGE_LIMIT_MESSAGE: &str = "transaction age limit";
+
+/// Classifies a server's answer: by SQLSTATE, except that DSQL answers three different limits
+/// with 54000 (rows, size, age), and only its message tells the age limit apart, which is the
+/// one a retry can pass.
+pub fn classify_answer(code: &str, message: &str) -> ErrorClass {
+    if code == "54000" && message.starts_with(AGE_LIMIT_MESSAGE) {
+        return ErrorClass::Expired;
+    }
+    classify_sqlstate(code)
+}
+
 impl Error {
-    /// How the caller should treat this error; decided by SQLSTATE, never by message text.
+    /// How the caller should treat this error; decided by SQLSTATE (and, for DSQL's 54000, which
+    /// limit it names: [`classify_answer`]).
     pub fn class(&self) -> ErrorClass {
         match self {
-            Error::Db { source, .. } => match source.code() {
-                Some(code) => classify_sqlstate(code.code()),
+            Error::Db { source, .. } => match source.as_db_error() {
+                Some(db) => classify_answer(db.code().code(), db.message()),
                 // No SQLSTATE: the socket closed, an I/O error, a TLS failure mid-stream.
                 None if source.is_closed()
                     || std::error::Error::source(source)
@@ -358,10 +379,32 @@ mod tests {
     }
 
     #[test]
-    fn only_conflicts_connections_and_throttles_are_retryable() {
+    fn of_dsqls_54000_answers_only_the_age_limit_is_worth_a_retry() {
+        let answers = [
+            (
+                "transaction age limit of 300s exceeded",
+                ErrorClass::Expired,
+            ),
+            ("transaction row limit exceeded", ErrorClass::TooBig),
+            ("transaction size limit 10mb exceeded", ErrorClass::TooBig),
+        ];
+        for (message, class) in answers {
+            assert_eq!(classify_answer("54000", message), class, "{message}");
+        }
+        // The words alone do not make an age limit: the SQLSTATE decides first.
+        assert_eq!(
+            classify_answer("XX000", "transaction age limit of 300s exceeded"),
+            ErrorClass::Fatal
+        );
+        assert!(ErrorClass::Expired.is_retryable());
+    }
+
+    #[test]
+    fn only_conflicts_connections_throttles_and_expired_are_retryable() {
         assert!(ErrorClass::Conflict.is_retryable());
         assert!(ErrorClass::Connection.is_retryable());
         assert!(ErrorClass::Throttled.is_retryable());
+        assert!(ErrorClass::Expired.is_retryable());
         assert!(!ErrorClass::TooBig.is_retryable());
         assert!(!ErrorClass::Data.is_retryable());
         assert!(!ErrorClass::Fatal.is_retryable());

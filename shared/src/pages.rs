@@ -441,7 +441,7 @@ impl Cursor {
 /// only DSQL limit a read can reach) or PostgreSQL's `statement_timeout` (57014, which a
 /// PostgreSQL stand-in can use to rehearse DSQL's limit).
 fn ended_for_time(e: &Error) -> bool {
-    e.class() == ErrorClass::TooBig || e.sqlstate() == Some("57014")
+    matches!(e.class(), ErrorClass::Expired | ErrorClass::TooBig) || e.sqlstate() == Some("57014")
 }
 
 /// Sends each `SET` alone, outside any transaction (DSQL refuses a SET it does not support, and

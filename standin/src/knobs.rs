@@ -26,6 +26,8 @@ pub struct Knobs {
     binary_copy: AtomicU8,
     silent: AtomicBool,
     silence: watch::Sender<bool>,
+    /// Client connections still to be silenced for good ([`Knobs::silence_connections`]).
+    to_silence: AtomicU64,
     pub counters: Counters,
 }
 
@@ -54,6 +56,7 @@ impl Knobs {
             binary_copy: AtomicU8::new(0),
             silent: AtomicBool::new(false),
             silence: watch::channel(false).0,
+            to_silence: AtomicU64::new(0),
             counters: Counters::default(),
         };
         k.set_connection_rate(rate);
@@ -174,6 +177,28 @@ impl Knobs {
         self.silence.send_replace(silent);
     }
 
+    /// Makes the next `n` client connections that read or write go silent for good: from then
+    /// on they answer nothing and never close their socket (what they are sent is read and
+    /// dropped), as a connection behind a dead network path or a hung server does. The other
+    /// connections keep answering. When the client gives up and closes, the session ends and
+    /// its upstream transaction is rolled back (nothing it did commits).
+    pub fn silence_connections(&self, n: u64) {
+        self.to_silence.fetch_add(n, Ordering::SeqCst);
+    }
+
+    /// Takes one of the connections [`Knobs::silence_connections`] asked for; true when the
+    /// calling connection must go silent now.
+    pub fn take_silenced(&self) -> bool {
+        let taken = self
+            .to_silence
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if taken {
+            Counters::add(&self.counters.connections_silenced, 1);
+        }
+        taken
+    }
+
     /// Waits while the stand-in is silent.
     pub async fn wait_unsilenced(&self) {
         if !self.silent.load(Ordering::Relaxed) {
@@ -200,6 +225,7 @@ pub struct Counters {
     pub connections_refused_rate: AtomicU64,
     pub connections_closed_age: AtomicU64,
     pub connections_dropped: AtomicU64,
+    pub connections_silenced: AtomicU64,
     pub open_connections: AtomicU64,
     pub commits: AtomicU64,
     pub rollbacks: AtomicU64,
@@ -227,6 +253,8 @@ pub struct CounterSnapshot {
     pub connections_closed_age: u64,
     /// Closed by [`crate::StandInHandle::drop_all_connections`].
     pub connections_dropped: u64,
+    /// Gone silent for good by [`crate::StandInHandle::silence_connections`].
+    pub connections_silenced: u64,
     /// Sessions open now.
     pub open_connections: u64,
     /// COMMITs that committed a transaction.
@@ -271,6 +299,7 @@ impl Counters {
             connections_refused_rate: g(&self.connections_refused_rate),
             connections_closed_age: g(&self.connections_closed_age),
             connections_dropped: g(&self.connections_dropped),
+            connections_silenced: g(&self.connections_silenced),
             open_connections: g(&self.open_connections),
             commits: g(&self.commits),
             rollbacks: g(&self.rollbacks),
@@ -304,6 +333,17 @@ mod tests {
         assert!(!k.take_connection_token());
         k.set_connection_rate(None);
         assert!(k.take_connection_token());
+    }
+
+    #[test]
+    fn exactly_the_asked_number_of_connections_go_silent() {
+        let k = Knobs::new(&Config::new("postgres://x@127.0.0.1/y"));
+        assert!(!k.take_silenced());
+        k.silence_connections(2);
+        assert!(k.take_silenced());
+        assert!(k.take_silenced());
+        assert!(!k.take_silenced());
+        assert_eq!(k.counters.snapshot().connections_silenced, 2);
     }
 
     #[test]

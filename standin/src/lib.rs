@@ -61,7 +61,8 @@
 //! [`Config`] sets everything at start; [`StandInHandle`] changes at run time the limits
 //! (`set_max_rows`, `set_max_bytes`, `set_max_transaction_age`, `set_max_connections`,
 //! `set_connection_rate`, `set_max_connection_age`), the faults (`set_conflict_fraction`,
-//! `set_commit_latency`, `set_silent`, `drop_all_connections`) and `set_binary_copy`, and reads
+//! `set_commit_latency`, `set_silent` (every connection, until lifted), `silence_connections`
+//! (some connections, for good), `drop_all_connections`) and `set_binary_copy`, and reads
 //! [`CounterSnapshot`]s. [`Unknowns`] holds the answers the record does not give, one switch
 //! each. `snap2dsql standin --help` lists the same as command-line flags.
 pub mod config;

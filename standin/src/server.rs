@@ -454,6 +454,12 @@ impl StandInHandle {
         self.shared.knobs.set_silent(silent)
     }
 
+    /// Makes the next `n` client connections that read or write go silent for good (see
+    /// [`Knobs::silence_connections`]); the others keep answering.
+    pub fn silence_connections(&self, n: u64) {
+        self.shared.knobs.silence_connections(n)
+    }
+
     pub fn set_max_connections(&self, n: usize) {
         self.shared.knobs.set_max_connections(n)
     }

@@ -1,6 +1,7 @@
 //! Connection rules and faults through the stand-in: the connection count (53300), the
 //! connection rate (53400), the connection age (a FATAL 57P01, after the transaction in
-//! flight), dropping every connection mid-transaction, silent connections, cancel requests,
+//! flight), dropping every connection mid-transaction, silent connections (every one until
+//! lifted, or some for good), cancel requests,
 //! TLS (SSLRequest answered `S` with a certificate, `N` without), startup parameters.
 
 mod common;
@@ -118,6 +119,40 @@ async fn a_silent_stand_in_keeps_sockets_open_and_answers_nothing() {
         "got {}",
         t as char
     );
+}
+
+#[tokio::test]
+async fn a_connection_silenced_for_good_answers_nothing_while_the_others_do() {
+    let s = standin::start().await;
+    let db = database("conn_muted");
+    let mut muted = Probe::connect(s.port(), &db).await;
+    muted.simple("CREATE TABLE t (id int PRIMARY KEY)").await;
+    muted.simple("BEGIN").await;
+    muted.extended("INSERT INTO t VALUES (1)").await;
+    s.silence_connections(1);
+    let commit = tokio::time::timeout(Duration::from_millis(700), muted.simple("COMMIT")).await;
+    assert!(
+        commit.is_err(),
+        "the silenced connection answered: {commit:?}"
+    );
+    assert_eq!(s.counters().connections_silenced, 1);
+    // Only one connection was asked for: a new one answers.
+    let mut other = Probe::connect(s.port(), &db).await;
+    assert_eq!(
+        other.extended("SELECT count(*) FROM t").await.value(),
+        Some("0")
+    );
+    // Once its client gives up, the silent session ends and its transaction is rolled back:
+    // the same key is written without a conflict.
+    drop(muted);
+    while s.counters().open_connections > 1 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        other.extended("INSERT INTO t VALUES (1)").await.tag(),
+        Some("INSERT 0 1")
+    );
+    assert_eq!(s.counters().connections_silenced, 1);
 }
 
 #[tokio::test]

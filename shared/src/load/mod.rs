@@ -314,7 +314,8 @@ async fn read_ledger(ctx: &LoadContext, chunk: &Chunk) -> Result<Vec<(u64, u64)>
             ctx.options.statement_timeout,
             || format!("read the ledger of chunk {}", chunk.id),
             async {
-                let control = ctx.target.connect().await?;
+                // A session: dropped at the bound, its connection is closed too.
+                let control = ctx.target.session().await?;
                 ledger::committed_ranges(&control, &ctx.mapping.migration.id, &chunk.id).await
             },
         )

@@ -116,6 +116,7 @@ mod tests {
             ErrorClass::Conflict,
             ErrorClass::Connection,
             ErrorClass::Throttled,
+            ErrorClass::Expired,
         ] {
             let e = StepError::from(batch(class));
             assert_eq!(e.error_type, RETRYABLE, "{class:?}");

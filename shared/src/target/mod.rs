@@ -77,10 +77,49 @@ pub struct Target {
 }
 
 /// One connection to the target, with the command tags its server sent.
+///
+/// Dropping it closes the connection even when the server went silent: the task that drives
+/// it is ended [`CLOSE_GRACE`] later ([`Driver`]).
 pub struct Session {
     pub client: tokio_postgres::Client,
     tags: Tags,
     opened: Instant,
+    driver: Driver,
+}
+
+/// How long a dropped [`Session`]'s connection may take to end by itself (its Terminate
+/// written, the server closing) before its task is ended and its socket closed.
+pub const CLOSE_GRACE: Duration = Duration::from_millis(200);
+
+/// The task driving a connection. tokio-postgres keeps a connection whose client is gone open
+/// until the server has answered every request sent: a server gone silent (no answer, socket
+/// open: a hung server or a half-dead network path, which TCP keepalives do not notice because
+/// the peer's kernel still acknowledges) would keep the socket, the task and, server side, the
+/// transaction forever. Dropping the driver ends the task after [`CLOSE_GRACE`].
+struct Driver(Option<tokio::task::AbortHandle>);
+
+impl Driver {
+    /// Lets the connection live as long as its client (a bare client handed out).
+    fn detach(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let Some(task) = self.0.take() else {
+            return;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    tokio::time::sleep(CLOSE_GRACE).await;
+                    task.abort();
+                });
+            }
+            Err(_) => task.abort(),
+        }
+    }
 }
 
 impl Session {
@@ -224,9 +263,13 @@ impl Target {
         &self.display
     }
 
-    /// Opens a new connection (for DSQL with a new token) and drives it on the runtime.
+    /// Opens a new connection (for DSQL with a new token) and drives it on the runtime as long
+    /// as the client lives (see [`Driver`]: prefer [`Target::session`] where the server may go
+    /// silent).
     pub async fn connect(&self) -> Result<tokio_postgres::Client> {
-        Ok(self.session().await?.client)
+        let Session { client, driver, .. } = self.session().await?;
+        driver.detach();
+        Ok(client)
     }
 
     /// Opens a new connection that also reports its command tags ([`Session::last_tag`]).
@@ -244,15 +287,14 @@ impl Target {
         let context = || format!("connect to {}", self.display);
         let tags = Tags::default();
         let socket = self.socket().await?;
-        let client = match &self.dsql {
+        let (client, driver) = match &self.dsql {
             None => {
                 let (client, conn) = self
                     .config
                     .connect_raw(Tap::new(socket, tags.clone()), tokio_postgres::NoTls)
                     .await
                     .map_err(|e| Error::db(context(), e))?;
-                drive(conn);
-                client
+                (client, drive(conn))
             }
             Some(d) => {
                 let token_config = aws_sdk_dsql::auth_token::Config::builder()
@@ -286,14 +328,14 @@ impl Target {
                     )
                     .await
                     .map_err(|e| Error::db(context(), e))?;
-                drive(conn);
-                client
+                (client, drive(conn))
             }
         };
         Ok(Session {
             client,
             tags,
             opened: Instant::now(),
+            driver,
         })
     }
 
@@ -399,17 +441,18 @@ fn tcp_host(config: &tokio_postgres::Config) -> Option<String> {
     })
 }
 
-/// Drives a connection on the runtime until it closes.
-fn drive<S, T>(conn: tokio_postgres::Connection<S, T>)
+/// Drives a connection on the runtime until it closes (or its [`Driver`] is dropped).
+fn drive<S, T>(conn: tokio_postgres::Connection<S, T>) -> Driver
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, "target connection closed with an error");
         }
     });
+    Driver(Some(task.abort_handle()))
 }
 
 #[cfg(test)]

@@ -46,6 +46,8 @@ pub struct Conn<S> {
     side: &'static str,
     /// The client side waits here while the stand-in is told to go silent.
     silence: Option<Arc<Knobs>>,
+    /// Silent for good ([`Knobs::silence_connections`]): nothing is answered again.
+    muted: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
@@ -56,6 +58,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             wbuf: BytesMut::with_capacity(16 * 1024),
             side,
             silence,
+            muted: false,
         }
     }
 
@@ -104,7 +107,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     /// Reads more bytes into the buffer; end of stream is [`Error::Closed`].
     pub async fn fill(&mut self) -> Result<()> {
-        self.wait_unsilenced().await;
+        self.wait_unsilenced().await?;
         if self.rbuf.capacity() - self.rbuf.len() < 4096 {
             self.rbuf.reserve(16 * 1024);
         }
@@ -152,7 +155,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         if self.wbuf.is_empty() {
             return Ok(());
         }
-        self.wait_unsilenced().await;
+        self.wait_unsilenced().await?;
         while self.wbuf.has_remaining() {
             self.io.write_buf(&mut self.wbuf).await?;
         }
@@ -171,9 +174,30 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         let _ = self.io.shutdown().await;
     }
 
-    async fn wait_unsilenced(&self) {
-        if let Some(k) = &self.silence {
-            k.wait_unsilenced().await;
+    /// Waits while the stand-in is silent; a connection silenced for good never returns from
+    /// here until its peer closes ([`Error::Closed`]).
+    async fn wait_unsilenced(&mut self) -> Result<()> {
+        let Some(k) = &self.silence else {
+            return Ok(());
+        };
+        if self.muted || k.take_silenced() {
+            self.muted = true;
+            return self.sink_until_closed().await;
+        }
+        k.wait_unsilenced().await;
+        Ok(())
+    }
+
+    /// Answers nothing again: drops what is queued and what arrives, until the peer closes.
+    async fn sink_until_closed(&mut self) -> Result<()> {
+        self.wbuf.clear();
+        self.rbuf.clear();
+        let mut scratch = [0u8; 8192];
+        loop {
+            match self.io.read(&mut scratch).await {
+                Ok(0) | Err(_) => return Err(Error::Closed(self.side)),
+                Ok(_) => {}
+            }
         }
     }
 }
