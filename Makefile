@@ -7,7 +7,7 @@ CARGO ?= cargo
 CUSTOMERS ?= 10000
 ORDERS ?= 100000
 
-.PHONY: deps deps-demo build build-release test lint demo bench clean check-infra reliability fuzz
+.PHONY: deps deps-demo build build-release test lint demo bench clean check-infra reliability fuzz check-cdk
 
 # Everything: the demo's needs, plus the AWS emulator, the deployment tools and the npm checks.
 deps:
@@ -66,3 +66,8 @@ clean:
 # Offline checks of the AWS deployment (SAM template, IAM action names, ASL, checkov).
 check-infra: deps
 	bash scripts/infra-check.sh
+
+# Offline checks of the CDK construct (infra/cdk): npm ci, `cdk synth` into infra/cdk/cdk.out/,
+# the tests (template assertions, parity with infra/template.yaml), cfn-lint and checkov.
+check-cdk: deps
+	bash scripts/cdk-check.sh
