@@ -11,11 +11,20 @@ import { differences, modelOf, type Inputs, type Model } from './parity/model';
 import { readSamTemplate, samTransform, type Json, type Template } from './parity/sam';
 import { ACCOUNT, CLUSTER_ARN, ENDPOINT, REGION, SAM_TEMPLATE, STACK_NAME, synthesize } from './support';
 
-const inputs = (trigger: boolean): Inputs => ({
+// Two configurations: the defaults, and the optional parts on (the trigger, a source cluster).
+interface Config {
+  readonly trigger: boolean;
+  readonly sourceClusterId: string;
+}
+const DEFAULTS: Config = { trigger: false, sourceClusterId: '' };
+const EVERYTHING: Config = { trigger: true, sourceClusterId: 'storefront-prod' };
+
+const inputs = (c: Config): Inputs => ({
   parameters: {
     DsqlClusterEndpoint: ENDPOINT,
     DsqlClusterArn: CLUSTER_ARN,
-    EnableExportCompletedTrigger: String(trigger),
+    EnableExportCompletedTrigger: String(c.trigger),
+    SourceClusterId: c.sourceClusterId,
   },
   pseudo: {
     'AWS::AccountId': ACCOUNT,
@@ -27,17 +36,19 @@ const inputs = (trigger: boolean): Inputs => ({
 });
 
 const samSource = (): Template => readSamTemplate(SAM_TEMPLATE);
-const samModel = (template: Template, trigger: boolean): Model =>
-  modelOf(samTransform(template, path.dirname(SAM_TEMPLATE)), inputs(trigger), (id) => id);
+const samModel = (template: Template, c: Config): Model =>
+  modelOf(samTransform(template, path.dirname(SAM_TEMPLATE)), inputs(c), (id) => id);
 
-const synths = new Map<boolean, ReturnType<typeof synthesize>>();
-function cdkSynth(trigger: boolean) {
-  if (!synths.has(trigger)) synths.set(trigger, synthesize({ enableExportCompletedTrigger: trigger }));
-  return synths.get(trigger)!;
+const synths = new Map<Config, ReturnType<typeof synthesize>>();
+function cdkSynth(c: Config) {
+  if (!synths.has(c)) {
+    synths.set(c, synthesize({ enableExportCompletedTrigger: c.trigger, sourceClusterId: c.sourceClusterId }));
+  }
+  return synths.get(c)!;
 }
-const cdkModel = (trigger: boolean, template?: Template): Model => {
-  const s = cdkSynth(trigger);
-  return modelOf(template ?? s.template, inputs(trigger), (id) => s.names.get(id));
+const cdkModel = (c: Config, template?: Template): Model => {
+  const s = cdkSynth(c);
+  return modelOf(template ?? s.template, inputs(c), (id) => s.names.get(id));
 };
 
 const clone = <T>(v: T): T => structuredClone(v);
@@ -46,16 +57,17 @@ const props = (t: Template, id: string) => t.Resources[id].Properties as Obj;
 const inlineStatements = (t: Template, role: string) =>
   (((props(t, role).Policies as Obj[])[0].PolicyDocument as Obj).Statement as Obj[]);
 
-for (const trigger of [false, true]) {
-  describe(`parity with the export-completed trigger ${trigger ? 'on' : 'off'}`, () => {
+for (const config of [DEFAULTS, EVERYTHING]) {
+  const trigger = config.trigger;
+  describe(`parity with ${config === DEFAULTS ? 'the defaults' : 'the trigger on and a source cluster'}`, () => {
     test('the CDK synthesis deploys what the SAM template deploys', () => {
-      const sam = samModel(samSource(), trigger);
-      const cdk = cdkModel(trigger);
+      const sam = samModel(samSource(), config);
+      const cdk = cdkModel(config);
       assert.deepEqual(differences(sam, cdk), []);
     });
 
     test('the comparison covers every resource kind the SAM template deploys', () => {
-      const sam = samModel(samSource(), trigger);
+      const sam = samModel(samSource(), config);
       const kinds: Record<string, number> = {};
       for (const entry of Object.values(sam)) kinds[entry.type] = (kinds[entry.type] ?? 0) + 1;
       assert.deepEqual(kinds, {
@@ -80,8 +92,8 @@ for (const trigger of [false, true]) {
 }
 
 describe('a deliberate change on one side fails the comparison', () => {
-  const expectDifference = (sam: Template, pattern: RegExp, trigger = false) => {
-    const diffs = differences(samModel(sam, trigger), cdkModel(trigger));
+  const expectDifference = (sam: Template, pattern: RegExp, config = DEFAULTS) => {
+    const diffs = differences(samModel(sam, config), cdkModel(config));
     assert.ok(
       diffs.some((d) => pattern.test(d)),
       `expected a difference matching ${pattern}, got:\n${diffs.join('\n')}`,
@@ -118,23 +130,23 @@ describe('a deliberate change on one side fails the comparison', () => {
     delete (props(sam, 'MigrateStateMachine').DefinitionSubstitutions as Obj).ExportBucket;
     sam.Resources.Notifications = { Type: 'AWS::SNS::Topic', Properties: {} };
     ((props(sam, 'ExportCompletedRule').EventPattern as Obj).detail as Obj).EventID = ['RDS-EVENT-0164', 'RDS-EVENT-0159'];
-    expectDifference(sam, /^MigrateStateMachine\.Properties\.DefinitionSubstitutions\.ExportBucket: SAM undefined/, true);
-    expectDifference(sam, /^Notifications: only in the SAM template \(AWS::SNS::Topic\)$/, true);
-    expectDifference(sam, /^ExportCompletedRule\.Properties\.EventPattern\.detail\.EventID: SAM has 2 items/, true);
+    expectDifference(sam, /^MigrateStateMachine\.Properties\.DefinitionSubstitutions\.ExportBucket: SAM undefined/, EVERYTHING);
+    expectDifference(sam, /^Notifications: only in the SAM template \(AWS::SNS::Topic\)$/, EVERYTHING);
+    expectDifference(sam, /^ExportCompletedRule\.Properties\.EventPattern\.detail\.EventID: SAM has 2 items/, EVERYTHING);
   });
 
   test('a statement dropped from the CDK synthesis', () => {
-    const cdk = clone(cdkSynth(false).template);
-    const roleId = [...cdkSynth(false).names].find(([, name]) => name === 'SnapshotRole')![0];
+    const cdk = clone(cdkSynth(DEFAULTS).template);
+    const roleId = [...cdkSynth(DEFAULTS).names].find(([, name]) => name === 'SnapshotRole')![0];
     const statements = inlineStatements(cdk, roleId);
     statements.splice(statements.findIndex((s) => s.Sid === 'PassExportRole'), 1);
-    const diffs = differences(samModel(samSource(), false), cdkModel(false, cdk));
+    const diffs = differences(samModel(samSource(), DEFAULTS), cdkModel(DEFAULTS, cdk));
     assert.deepEqual(diffs, ['SnapshotRole.Properties.Permissions: only in SAM: Allow iam:PassRole on {{ExportRole.Arn}}']);
   });
 
   test('a SAM feature the comparison does not know is refused, not ignored', () => {
     const sam = clone(samSource());
     props(sam, 'LoadChunkFunction').Tracing = 'Active';
-    assert.throws(() => samModel(sam, false), /does not know AWS::Serverless::Function property Tracing/);
+    assert.throws(() => samModel(sam, DEFAULTS), /does not know AWS::Serverless::Function property Tracing/);
   });
 });

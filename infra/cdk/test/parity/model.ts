@@ -166,6 +166,8 @@ function canonicalJson(v: Json): string {
   return JSON.stringify(String(v));
 }
 
+const NO_VALUE = Symbol('AWS::NoValue');
+
 class Resolver {
   private readonly conditions: Record<string, boolean> = {};
 
@@ -220,8 +222,15 @@ class Resolver {
     return attribute === undefined ? `{{${target}}}` : `{{${target}.${attribute}}}`;
   }
 
+  /** The value of v; AWS::NoValue drops the list item or the key that holds it. */
   resolve(v: Json): Json {
-    if (Array.isArray(v)) return v.map((x) => this.resolve(x));
+    const out = this.evaluate(v);
+    if (out === NO_VALUE) throw new Error(`AWS::NoValue where a value is required: ${JSON.stringify(v)}`);
+    return out;
+  }
+
+  private evaluate(v: Json): Json | typeof NO_VALUE {
+    if (Array.isArray(v)) return v.map((x) => this.evaluate(x)).filter((x): x is Json => x !== NO_VALUE);
     if (!isObj(v)) return v;
     const keys = Object.keys(v);
     if (keys.length === 1) {
@@ -229,6 +238,7 @@ class Resolver {
       const arg = v[key];
       switch (key) {
         case 'Ref':
+          if (arg === 'AWS::NoValue') return NO_VALUE;
           return this.ref(String(arg));
         case 'Fn::GetAtt': {
           const [id, attribute] = arg as string[];
@@ -258,12 +268,13 @@ class Resolver {
         }
         case 'Fn::If': {
           const [cond, yes, no] = arg as [string, Json, Json];
-          return this.resolve(this.condition(cond) ? yes : no);
+          return this.evaluate(this.condition(cond) ? yes : no);
         }
       }
       if (key.startsWith('Fn::')) throw new Error(`the parity test cannot evaluate ${key}`);
     }
-    return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, this.resolve(x)]));
+    const entries = Object.entries(v).map(([k, x]) => [k, this.evaluate(x)] as const);
+    return Object.fromEntries(entries.filter((e): e is readonly [string, Json] => e[1] !== NO_VALUE));
   }
 }
 
