@@ -7,7 +7,11 @@ CARGO ?= cargo
 CUSTOMERS ?= 10000
 ORDERS ?= 100000
 
+<<<<<<< HEAD
 .PHONY: deps deps-demo build build-release test lint demo bench bench-connections clean check-infra reliability fuzz
+=======
+.PHONY: deps deps-demo build build-release test lint demo bench clean check-infra reliability fuzz check-cdk
+>>>>>>> cdk
 
 # Everything: the demo's needs, plus the AWS emulator, the deployment tools and the npm checks.
 deps:
@@ -32,7 +36,7 @@ lint: deps
 
 # The suite: format and lint, the offline infra checks (SAM, cfn-lint, IAM names, ASL,
 # checkov), then every Rust test (the end-to-end pipeline runs on emulated AWS).
-test: deps lint check-infra
+test: deps lint check-infra check-cdk
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace
 
@@ -75,3 +79,8 @@ clean:
 # Offline checks of the AWS deployment (SAM template, IAM action names, ASL, checkov).
 check-infra: deps
 	bash scripts/infra-check.sh
+
+# Offline checks of the CDK construct (infra/cdk): npm ci, `cdk synth` into infra/cdk/cdk.out/,
+# the tests (template assertions, parity with infra/template.yaml), cfn-lint and checkov.
+check-cdk: deps
+	bash scripts/cdk-check.sh

@@ -86,4 +86,5 @@ npm_ci() { # npm_ci DIR
   fi
 }
 npm_ci .
+npm_ci infra/cdk
 exit 0

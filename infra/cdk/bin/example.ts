@@ -1,0 +1,52 @@
+// Example app: one stack holding the migration, configured with context values.
+//   npx cdk deploy -c dsqlClusterEndpoint=abc123.dsql.us-east-1.on.aws \
+//     -c dsqlClusterArn=arn:aws:dsql:us-east-1:123456789012:cluster/abc123 [-c sourceClusterId=storefront-prod]
+//     [-c functionsDir=dist] [-c stackName=snap2dsql] [-c enableExportCompletedTrigger=true]
+import { App, CfnOutput, Stack } from 'aws-cdk-lib';
+import { Snap2DsqlMigration } from '../lib';
+
+const app = new App();
+const context = (name: string): string | undefined => app.node.tryGetContext(name);
+const required = (name: string): string => {
+  const value = context(name);
+  if (!value) {
+    throw new Error(`context value ${name} is required: cdk deploy -c ${name}=...`);
+  }
+  return value;
+};
+
+const stack = new Stack(app, 'Snap2Dsql', {
+  stackName: context('stackName') ?? 'snap2dsql',
+  description: 'snap2dsql: migrate an Aurora PostgreSQL snapshot export (S3, Parquet) into Amazon Aurora DSQL.',
+  env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
+});
+const number = (name: string) => (context(name) === undefined ? undefined : Number(context(name)));
+const migration = new Snap2DsqlMigration(stack, 'Migration', {
+  dsqlClusterEndpoint: required('dsqlClusterEndpoint'),
+  dsqlClusterArn: required('dsqlClusterArn'),
+  functionsDir: required('functionsDir'),
+  sourceClusterId: context('sourceClusterId'),
+  mappingObjectKey: context('mappingObjectKey'),
+  exportPrefix: context('exportPrefix'),
+  loadConcurrency: number('loadConcurrency'),
+  loadConnections: number('loadConnections'),
+  logRetention: number('logRetentionDays'),
+  enableExportCompletedTrigger: String(context('enableExportCompletedTrigger')) === 'true',
+});
+
+new CfnOutput(stack, 'StateMachineArn', {
+  description: 'ARN of the migrate state machine (aws stepfunctions start-execution --state-machine-arn ...).',
+  value: migration.stateMachine.stateMachineArn,
+});
+new CfnOutput(stack, 'ExportBucketName', {
+  description: 'Export bucket; upload mapping.toml here; run artefacts and reports land under runs/.',
+  value: migration.bucket.bucketName,
+});
+new CfnOutput(stack, 'ExportRoleArn', {
+  description: 'Role RDS assumes to write snapshot exports.',
+  value: migration.exportRole.roleArn,
+});
+new CfnOutput(stack, 'ExportKmsKeyArn', {
+  description: 'KMS key encrypting the exports, run artefacts and logs.',
+  value: migration.key.keyArn,
+});
