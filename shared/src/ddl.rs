@@ -126,7 +126,7 @@ pub fn create_statements(mapping: &Mapping, _dialect: Dialect) -> Vec<Statement>
     for t in &mapping.tables {
         out.push(Statement {
             what: format!("table {}", t.target()),
-            sql: create_table(t),
+            sql: create_table(t, &mapping.migration),
             kind: Kind::Immediate,
             table: qualified(&t.target_schema, &t.target_name),
         });
@@ -134,10 +134,11 @@ pub fn create_statements(mapping: &Mapping, _dialect: Dialect) -> Vec<Statement>
     out
 }
 
-fn create_table(t: &TableMapping) -> String {
+fn create_table(t: &TableMapping, migration: &crate::mapping::Migration) -> String {
     let mut lines = Vec::new();
     for c in t.columns.iter().filter(|c| !c.drop) {
-        let nn = if c.not_null { " NOT NULL" } else { "" };
+        let nn = crate::schema::target::default_clause(migration, c)
+            + if c.not_null { " NOT NULL" } else { "" };
         let identity = if c.identity {
             format!(" {IDENTITY_CLAUSE}")
         } else {
@@ -156,6 +157,7 @@ fn create_table(t: &TableMapping) -> String {
         let cols: Vec<String> = t.primary_key.iter().map(|c| ident(c)).collect();
         lines.push(format!("    PRIMARY KEY ({})", cols.join(", ")));
     }
+    lines.extend(crate::schema::target::check_clauses(t));
     format!(
         "CREATE TABLE IF NOT EXISTS {} (\n{}\n)",
         qualified(&t.target_schema, &t.target_name),
@@ -275,6 +277,7 @@ pub fn post_load_waves(mapping: &Mapping, dialect: Dialect) -> Vec<Vec<Statement
                 .collect(),
         );
     }
+    waves.extend(crate::schema::target::view_wave(mapping));
     waves
 }
 
@@ -346,6 +349,7 @@ mod tests {
             on_orphan: None,
             guessed: false,
             note: None,
+            default: None,
         }
     }
 
@@ -362,6 +366,7 @@ mod tests {
             columns: vec![id],
             indexes: vec![],
             foreign_keys: vec![],
+            checks: vec![],
         };
         let child = |name: &str, on_orphan: Option<OnOrphan>| {
             let mut parent_id = column("parent_id", PgType::BigInt);
@@ -385,6 +390,7 @@ mod tests {
                     ref_table: "app.parents".into(),
                     ref_columns: vec!["id".into()],
                 }],
+                checks: vec![],
             }
         };
         Mapping {
@@ -393,12 +399,14 @@ mod tests {
                 namespace: uuid::Uuid::nil(),
                 database: "db".into(),
                 foreign_keys: true,
+                new_key_default: crate::mapping::NEW_KEY_DEFAULT.into(),
             },
             tables: vec![
                 parent,
                 child("kids", None),
                 child("strays", Some(OnOrphan::Keep)),
             ],
+            views: vec![],
         }
     }
 
