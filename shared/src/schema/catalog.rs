@@ -111,7 +111,7 @@ pub(super) async fn read(
             continue;
         };
         let default: Option<String> = row.get(9);
-        let generated = row.get::<_, &str>(10) != "";
+        let generated = !row.get::<_, &str>(10).is_empty();
         let nextval = default
             .as_deref()
             .is_some_and(super::ddl::default_is_nextval);

@@ -99,6 +99,42 @@ fn translate(sql: &str, source: &SourceSchema, t: &TableMapping) -> Result<(Stri
     Ok((text, changed))
 }
 
+/// Reports an expression of the source (a DEFAULT or a CHECK condition) as carried, changed or
+/// dropped, and returns its text for the target when it is kept.
+fn carry_expr(
+    report: &mut SchemaReport,
+    kind: ReportKind,
+    what: String,
+    sql: &str,
+    clause: &str,
+    source: &SourceSchema,
+    t: &TableMapping,
+) -> Option<String> {
+    match translate(sql, source, t) {
+        Ok((text, true)) => {
+            report.changed(
+                kind,
+                what,
+                format!("{clause} ({text}): the enum became text"),
+            );
+            Some(text)
+        }
+        Ok((text, false)) => {
+            report.carried(kind, what);
+            Some(text)
+        }
+        Err(why) => {
+            let todo = if kind == ReportKind::ColumnDefault {
+                EDIT_DEFAULT
+            } else {
+                EDIT_CHECK
+            };
+            report.dropped(kind, what, why, todo);
+            None
+        }
+    }
+}
+
 const EDIT_DEFAULT: &str = "set `default` on the column in mapping.toml to an expression DSQL accepts, or set it in the application";
 const EDIT_CHECK: &str =
     "add a [[table.check]] in mapping.toml with a condition DSQL accepts on the target's types";
@@ -154,21 +190,16 @@ pub fn carry_table(
             }
         } else if let Some(d) = &declared.default {
             let what = format!("{name} DEFAULT {d}");
-            match translate(d, source, &snapshot) {
-                Ok((text, changed)) => {
-                    if changed {
-                        report.changed(
-                            ReportKind::ColumnDefault,
-                            what,
-                            format!("DEFAULT {text}: the enum became text"),
-                        );
-                    } else {
-                        report.carried(ReportKind::ColumnDefault, what);
-                    }
-                    c.default = Some(text);
-                }
-                Err(why) => report.dropped(ReportKind::ColumnDefault, what, why, EDIT_DEFAULT),
-            }
+            let carried = carry_expr(
+                report,
+                ReportKind::ColumnDefault,
+                what,
+                d,
+                "DEFAULT",
+                source,
+                &snapshot,
+            );
+            c.default = carried;
         }
         if let Some(g) = &declared.generated {
             report.changed(ReportKind::ColumnDefault, format!("{name} GENERATED ALWAYS AS ({g}) STORED"), "loaded as a plain column holding the source's values: DSQL's generated columns are not recorded (dsql-recorded.md); compute it in the application");
@@ -235,23 +266,19 @@ pub fn carry_table(
             report.dropped(ReportKind::Constraint, what, "NOT VALID in the source: loaded rows may violate it", "after the load: ALTER TABLE .. ADD CONSTRAINT .. CHECK (..) NOT VALID (DSQL accepts that form)");
             continue;
         }
-        match translate(&check.expr, source, &snapshot) {
-            Ok((text, changed)) => {
-                if changed {
-                    report.changed(
-                        ReportKind::Constraint,
-                        what,
-                        format!("CHECK ({text}): the enum became text"),
-                    );
-                } else {
-                    report.carried(ReportKind::Constraint, what);
-                }
-                t.checks.push(CheckMapping {
-                    name: check.name.clone(),
-                    expr: text,
-                });
-            }
-            Err(why) => report.dropped(ReportKind::Constraint, what, why, EDIT_CHECK),
+        if let Some(text) = carry_expr(
+            report,
+            ReportKind::Constraint,
+            what,
+            &check.expr,
+            "CHECK",
+            source,
+            &snapshot,
+        ) {
+            t.checks.push(CheckMapping {
+                name: check.name.clone(),
+                expr: text,
+            });
         }
     }
     for ix in &ts.indexes {
