@@ -54,6 +54,7 @@ CREATE VIEW shop.big_orders AS
     WHERE o.qty > 5;
 CREATE VIEW shop.big_order_count AS SELECT count(*) AS n FROM shop.big_orders;
 CREATE VIEW shop.fresh AS SELECT id FROM shop.orders WHERE status = 'new';
+CREATE MATERIALIZED VIEW shop.totals AS SELECT customer_id, sum(qty) AS qty FROM shop.orders GROUP BY 1;
 CREATE FUNCTION shop.touch() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$;
 CREATE TRIGGER customers_touch BEFORE UPDATE ON shop.customers
     FOR EACH ROW EXECUTE FUNCTION shop.touch();
@@ -251,6 +252,7 @@ async fn every_object_kind_is_carried_changed_or_dropped_and_the_target_keeps_it
         "index shop.customers customers_lower_idx",
         "view shop.fresh: uses type shop.status",
         "sequence shop.invoice_numbers",
+        "view shop.totals: a materialized view",
         "trigger shop.customers.customers_touch",
         "function shop.touch: DSQL refuses functions other than LANGUAGE sql (language plpgsql)",
         "function shop.twice: functions are not migrated",

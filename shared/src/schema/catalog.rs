@@ -288,6 +288,23 @@ async fn read_objects(
     let mut push =
         |kind, name: String, detail: String| objects.push(SchemaObject { kind, name, detail });
     for row in rows(
+        "materialized views",
+        format!(
+            "SELECT n.nspname, c.relname
+             FROM pg_catalog.pg_class c
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind = 'm' AND {USER_SCHEMAS} AND {class}"
+        ),
+    )
+    .await?
+    {
+        push(
+            ObjectKind::MaterializedView,
+            qualify(row.get(0), row.get(1)),
+            String::new(),
+        );
+    }
+    for row in rows(
         "sequences",
         format!(
             "SELECT n.nspname, c.relname

@@ -318,6 +318,15 @@ impl Builder {
                     self.views.push(ViewDef { name, query });
                 }
             }
+            NodeEnum::CreateTableAsStmt(s) if s.objtype() == ObjectType::ObjectMatview => {
+                if let Some(rv) = s.into.as_ref().and_then(|i| i.rel.as_ref()) {
+                    object(
+                        ObjectKind::MaterializedView,
+                        relation_name(rv),
+                        String::new(),
+                    );
+                }
+            }
             NodeEnum::CreateSeqStmt(s) => {
                 if let Some(rv) = &s.sequence {
                     self.sequences.insert(relation_name(rv));

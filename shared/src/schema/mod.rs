@@ -57,6 +57,7 @@ pub struct ViewDef {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ObjectKind {
+    MaterializedView,
     Sequence,
     Trigger,
     Function,

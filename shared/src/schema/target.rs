@@ -394,6 +394,11 @@ pub fn carry_rest(
     }
     for o in &source.objects {
         let (kind, why, todo) = match o.kind {
+            ObjectKind::MaterializedView => (
+                ReportKind::View,
+                "a materialized view: DSQL has none (CREATE TABLE AS is refused too)".to_string(),
+                "create a plain view or a table filled by the application",
+            ),
             ObjectKind::Sequence => (
                 ReportKind::Sequence,
                 "no column owns it, and the export holds no sequence values".to_string(),
