@@ -288,42 +288,27 @@ async fn read_objects(
     let mut push =
         |kind, name: String, detail: String| objects.push(SchemaObject { kind, name, detail });
     for row in rows(
-        "materialized views",
+        "materialized views and sequences",
         format!(
-            "SELECT n.nspname, c.relname
+            "SELECT n.nspname, c.relname, c.relkind::text
              FROM pg_catalog.pg_class c
              JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-             WHERE c.relkind = 'm' AND {USER_SCHEMAS} AND {class}"
+             WHERE {USER_SCHEMAS} AND {class}
+               AND (c.relkind = 'm'
+                    OR (c.relkind = 'S'
+                        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                                        WHERE d.classid = 'pg_catalog.pg_class'::regclass
+                                          AND d.objid = c.oid AND d.deptype IN ('a', 'i')
+                                          AND d.refclassid = 'pg_catalog.pg_class'::regclass)))"
         ),
     )
     .await?
     {
-        push(
-            ObjectKind::MaterializedView,
-            qualify(row.get(0), row.get(1)),
-            String::new(),
-        );
-    }
-    for row in rows(
-        "sequences",
-        format!(
-            "SELECT n.nspname, c.relname
-             FROM pg_catalog.pg_class c
-             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-             WHERE c.relkind = 'S' AND {USER_SCHEMAS} AND {class}
-               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
-                               WHERE d.classid = 'pg_catalog.pg_class'::regclass
-                                 AND d.objid = c.oid AND d.deptype IN ('a', 'i')
-                                 AND d.refclassid = 'pg_catalog.pg_class'::regclass)"
-        ),
-    )
-    .await?
-    {
-        push(
-            ObjectKind::Sequence,
-            qualify(row.get(0), row.get(1)),
-            String::new(),
-        );
+        let kind = match row.get::<_, &str>(2) {
+            "m" => ObjectKind::MaterializedView,
+            _ => ObjectKind::Sequence,
+        };
+        push(kind, qualify(row.get(0), row.get(1)), String::new());
     }
     for row in rows(
         "triggers",
