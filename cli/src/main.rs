@@ -87,6 +87,7 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             std::fs::create_dir_all(&a.out).map_err(|e| Error::io(&a.out, e))?;
             let mapping_path = a.out.join("mapping.toml");
             plan.mapping.save(&mapping_path)?;
+            snap2dsql::plan::write_schema_report(&plan.report, &a.out)?;
             let header = format!(
                 "snap2dsql DSQL DDL for export {}, database {}.\nRun each statement in its own transaction.",
                 plan.report.export_id, plan.report.database

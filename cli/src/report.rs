@@ -112,9 +112,20 @@ pub fn print_plan(r: &PlanReport, out: &Path) {
         .map(|s| format!("{} ({}): {}", s.target, s.status, s.reason))
         .collect();
     section("tables the export skipped (not migrated)", &skipped);
+    use snap2dsql::schema::report::Outcome;
+    section("schema objects, per kind", &r.schema.summary());
+    section(
+        "schema objects changed on the way to DSQL",
+        &r.schema.lines(Outcome::Changed),
+    );
+    section(
+        "schema objects NOT carried to DSQL (what to do instead in brackets)",
+        &r.schema.lines(Outcome::Dropped),
+    );
     println!(
-        "\nwrote {}, {}, {}",
+        "\nwrote {}, {}, {}, {}",
         out.join("mapping.toml").display(),
+        out.join(snap2dsql::plan::SCHEMA_REPORT_FILE).display(),
         out.join("ddl.sql").display(),
         out.join("ddl-post-load.sql").display()
     );

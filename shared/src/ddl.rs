@@ -106,7 +106,7 @@ pub fn create_statements(mapping: &Mapping) -> Vec<Statement> {
     for t in &mapping.tables {
         out.push(Statement {
             what: format!("table {}", t.target()),
-            sql: create_table(t),
+            sql: create_table(t, &mapping.migration),
             kind: Kind::Immediate,
             table: qualified(&t.target_schema, &t.target_name),
         });
@@ -114,10 +114,11 @@ pub fn create_statements(mapping: &Mapping) -> Vec<Statement> {
     out
 }
 
-fn create_table(t: &TableMapping) -> String {
+fn create_table(t: &TableMapping, migration: &crate::mapping::Migration) -> String {
     let mut lines = Vec::new();
     for c in t.columns.iter().filter(|c| !c.drop) {
-        let nn = if c.not_null { " NOT NULL" } else { "" };
+        let nn = crate::schema::target::default_clause(migration, c)
+            + if c.not_null { " NOT NULL" } else { "" };
         let identity = if c.identity {
             format!(" {IDENTITY_CLAUSE}")
         } else {
@@ -136,6 +137,7 @@ fn create_table(t: &TableMapping) -> String {
         let cols: Vec<String> = t.primary_key.iter().map(|c| ident(c)).collect();
         lines.push(format!("    PRIMARY KEY ({})", cols.join(", ")));
     }
+    lines.extend(crate::schema::target::check_clauses(t));
     format!(
         "CREATE TABLE IF NOT EXISTS {} (\n{}\n)",
         qualified(&t.target_schema, &t.target_name),
@@ -249,6 +251,7 @@ pub fn post_load_waves(mapping: &Mapping) -> Vec<Vec<Statement>> {
                 .collect(),
         );
     }
+    waves.extend(crate::schema::target::view_wave(mapping));
     waves
 }
 
@@ -317,6 +320,7 @@ mod tests {
             on_orphan: None,
             guessed: false,
             note: None,
+            default: None,
         }
     }
 
@@ -333,6 +337,7 @@ mod tests {
             columns: vec![id],
             indexes: vec![],
             foreign_keys: vec![],
+            checks: vec![],
         };
         let child = |name: &str, on_orphan: Option<OnOrphan>| {
             let mut parent_id = column("parent_id", PgType::BigInt);
@@ -356,6 +361,7 @@ mod tests {
                     ref_table: "app.parents".into(),
                     ref_columns: vec!["id".into()],
                 }],
+                checks: vec![],
             }
         };
         Mapping {
@@ -364,12 +370,14 @@ mod tests {
                 namespace: uuid::Uuid::nil(),
                 database: "db".into(),
                 foreign_keys: true,
+                new_key_default: crate::mapping::NEW_KEY_DEFAULT.into(),
             },
             tables: vec![
                 parent,
                 child("kids", None),
                 child("strays", Some(OnOrphan::Keep)),
             ],
+            views: vec![],
         }
     }
 

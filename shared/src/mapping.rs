@@ -18,6 +18,29 @@ pub struct Mapping {
     pub migration: Migration,
     #[serde(default, rename = "table")]
     pub tables: Vec<TableMapping>,
+    /// Views, created after the load in this order (a view after the views it reads).
+    #[serde(default, rename = "view", skip_serializing_if = "Vec::is_empty")]
+    pub views: Vec<ViewMapping>,
+}
+
+/// A view created after the load: `CREATE VIEW "schema"."name" AS <query>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ViewMapping {
+    /// Target schema.
+    pub schema: String,
+    /// Target view name.
+    pub name: String,
+    /// The view's SELECT, as the source defined it (it names source tables and columns: edit
+    /// it when the mapping renames them).
+    pub query: String,
+}
+
+/// The default of a rewritten key unless `new_key_default` says otherwise: DSQL has
+/// `gen_random_uuid()` (dsql-recorded.md §3.1), so applications inserting rows keep working.
+pub const NEW_KEY_DEFAULT: &str = "gen_random_uuid()";
+
+fn new_key_default() -> String {
+    NEW_KEY_DEFAULT.to_string()
 }
 
 /// Migration-wide settings.
@@ -32,6 +55,10 @@ pub struct Migration {
     /// Add foreign keys (`NOT VALID`) after the load.
     #[serde(default)]
     pub foreign_keys: bool,
+    /// The DEFAULT of every rewritten (uuid) key column, for rows applications insert after the
+    /// migration; `""` for none. Loaded rows always carry their deterministic key.
+    #[serde(default = "new_key_default")]
+    pub new_key_default: String,
 }
 
 /// One source table and where it goes.
@@ -57,6 +84,17 @@ pub struct TableMapping {
     /// Foreign keys, added `NOT VALID` after the load when `migration.foreign_keys` is on.
     #[serde(default, rename = "foreign_key", skip_serializing_if = "Vec::is_empty")]
     pub foreign_keys: Vec<ForeignKeyMapping>,
+    /// CHECK constraints, declared in CREATE TABLE (every loaded row is checked).
+    #[serde(default, rename = "check", skip_serializing_if = "Vec::is_empty")]
+    pub checks: Vec<CheckMapping>,
+}
+
+/// A CHECK constraint of a target table: `CONSTRAINT "name" CHECK (<expr>)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckMapping {
+    pub name: String,
+    /// The condition, on target column names.
+    pub expr: String,
 }
 
 /// One column.
@@ -97,6 +135,10 @@ pub struct ColumnMapping {
     /// Why the type changed, for the reviewer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// The target column's DEFAULT, an SQL expression DSQL accepts (for a rewritten key,
+    /// `migration.new_key_default` applies when this is unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<String>,
 }
 
 /// How a column's values are rewritten.
@@ -230,6 +272,12 @@ impl Mapping {
                         c.name, c.target_type
                     )));
                 }
+                if c.identity && c.default.is_some() {
+                    return Err(bad(format!(
+                        "{where_}, column {}: an identity column has no other default",
+                        c.name
+                    )));
+                }
                 if c.identity && (c.target_type != PgType::BigInt || c.rewrite != Rewrite::None) {
                     return Err(bad(format!(
                         "{where_}, column {}: an identity column is a bigint loaded as it is (DSQL: identity column type must be bigint), not {}{}",
@@ -306,6 +354,13 @@ impl Mapping {
                     }
                 }
             }
+        }
+        let over = crate::schema::limits::check(self);
+        if !over.is_empty() {
+            return Err(bad(format!(
+                "over DSQL's limits (nothing was loaded):\n  - {}",
+                over.join("\n  - ")
+            )));
         }
         Ok(())
     }

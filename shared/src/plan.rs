@@ -14,7 +14,8 @@ use crate::mapping::{
     ColumnMapping, ForeignKeyMapping, IndexMapping, Mapping, Migration, OnOrphan, Rewrite,
     TableMapping,
 };
-use crate::schema::{SourceSchema, TableSchema};
+use crate::schema::report::{ReportKind, SchemaReport};
+use crate::schema::{SourceSchema, TableSchema, target};
 use crate::types::PgType;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
@@ -43,6 +44,21 @@ pub struct PlanReport {
     pub guesses: Vec<String>,
     pub warnings: Vec<String>,
     pub skipped: Vec<SkippedSummary>,
+    /// Every source object and what becomes of it (also written as `schema-report.json`).
+    pub schema: SchemaReport,
+}
+
+/// The file [`write_schema_report`] writes beside the mapping.
+pub const SCHEMA_REPORT_FILE: &str = "schema-report.json";
+
+/// Writes the schema report into `dir` as [`SCHEMA_REPORT_FILE`]. Running twice overwrites it.
+pub fn write_schema_report(report: &PlanReport, dir: &std::path::Path) -> Result<()> {
+    let path = dir.join(SCHEMA_REPORT_FILE);
+    let text = serde_json::to_string_pretty(&report.schema).map_err(|e| Error::Mapping {
+        file: path.display().to_string(),
+        reason: format!("cannot serialise the schema report: {e}"),
+    })?;
+    std::fs::write(&path, text + "\n").map_err(|e| Error::io(&path, e))
 }
 
 /// One table's size, from its footers.
@@ -105,6 +121,12 @@ pub async fn plan(export: &Export, schema: Option<&SourceSchema>) -> Result<Plan
                 report.warnings.push(format!(
                     "table {name} is in the source schema but not in the export: not migrated"
                 ));
+                report.schema.dropped(
+                    ReportKind::Table,
+                    name,
+                    "it is not in the export",
+                    "export it (or load it another way) if it is needed",
+                );
             }
         }
     }
@@ -384,6 +406,7 @@ fn build_mapping(
                 on_orphan: None,
                 guessed: false,
                 note: None,
+                default: None,
             };
             if key.rewritten.as_ref() == Some(&c.column_name) {
                 let mut old = format!("old_{}", c.column_name);
@@ -489,7 +512,7 @@ fn build_mapping(
                     .collect()
             })
             .unwrap_or_default();
-        tables.push(TableMapping {
+        let mut table = TableMapping {
             source: q.clone(),
             target_schema: t.schema.clone(),
             target_name: t.name.clone(),
@@ -498,23 +521,38 @@ fn build_mapping(
             columns,
             indexes,
             foreign_keys,
-        });
+            checks: Vec::new(),
+        };
+        match (schema, ts) {
+            (Some(s), Some(ts)) => target::carry_table(
+                s,
+                ts,
+                &mut table,
+                crate::mapping::NEW_KEY_DEFAULT,
+                &mut report.schema,
+            ),
+            _ => report.schema.changed(
+                ReportKind::Table,
+                q.clone(),
+                "no source schema: only its columns and types are known (keys guessed, no defaults, checks or indexes)",
+            ),
+        }
+        tables.push(table);
     }
-    let schemas: BTreeSet<&str> = tables.iter().map(|t| t.target_schema.as_str()).collect();
-    if schemas.len() > 10 {
-        report.warnings.push(format!(
-            "{} target schemas: DSQL allows 10 per cluster; map some tables to shared schemas",
-            schemas.len()
-        ));
-    }
+    let views = match schema {
+        Some(s) => target::carry_rest(s, &tables, &mut report.schema),
+        None => Vec::new(),
+    };
     let mapping = Mapping {
         migration: Migration {
             namespace: default_namespace(&id),
             id,
             database: export.database.clone(),
             foreign_keys: false,
+            new_key_default: crate::mapping::NEW_KEY_DEFAULT.into(),
         },
         tables,
+        views,
     };
     // Not validated here: a mapping DSQL would refuse (say, over 255 columns) is still written,
     // so the user can edit it; the caller validates after writing.

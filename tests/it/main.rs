@@ -17,6 +17,7 @@ mod plan;
 mod reliability;
 mod s3;
 mod schema;
+mod schema_target;
 mod source;
 mod tls;
 mod verify;

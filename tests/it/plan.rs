@@ -143,7 +143,7 @@ create index async orders_customer on seed.orders (customer_id);
 ";
 
 /// Words allowed outside double quotes in the generated DSQL DDL: keywords and type names.
-/// Anything else (an unquoted identifier, SERIAL, REFERENCES, DEFAULT, ...) fails the check.
+/// Anything else (an unquoted identifier, SERIAL, REFERENCES, ...) fails the check.
 const DDL_WORDS: &[&str] = &[
     "CREATE",
     "SCHEMA",
@@ -167,6 +167,17 @@ const DDL_WORDS: &[&str] = &[
     "numeric",
     "real",
     "bigint",
+    // Column defaults (the rewritten key's `new_key_default`), CHECKs and identity columns are
+    // valid on DSQL (dsql-recorded.md) and carried (issue 17).
+    "DEFAULT",
+    "gen_random_uuid",
+    "CONSTRAINT",
+    "CHECK",
+    "GENERATED",
+    "BY",
+    "AS",
+    "IDENTITY",
+    "CACHE",
 ];
 
 /// Words the generated DSQL DDL must never contain, even quoted names aside.
@@ -175,11 +186,8 @@ const UNSUPPORTED: &[&str] = &[
     "BIGSERIAL",
     "SEQUENCE",
     "NEXTVAL",
-    "IDENTITY",
-    "DEFAULT",
     "REFERENCES",
     "FOREIGN",
-    "CHECK",
     "TRIGGER",
     "CONCURRENTLY",
     "USING",

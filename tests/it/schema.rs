@@ -45,6 +45,8 @@ fn col(name: &str, data_type: PgType, not_null: bool, serial: bool) -> ColumnSch
         data_type,
         not_null,
         serial,
+        default: None,
+        generated: None,
     }
 }
 

@@ -6,7 +6,10 @@
 //! indexes behind a constraint are the constraint's, and foreign keys a partition inherits
 //! from its partitioned table are left to the partitioned table (pg_dump writes them once).
 
-use super::{ColumnSchema, ForeignKey, IndexDef, SourceSchema, TableSchema, qualify};
+use super::{
+    CheckDef, ColumnSchema, ForeignKey, IndexDef, ObjectKind, SchemaObject, SourceSchema,
+    TableSchema, ViewDef, expr, qualify,
+};
 use crate::error::{Error, Result};
 use crate::types::PgType;
 use std::collections::BTreeMap;
@@ -21,13 +24,20 @@ pub(super) async fn connect(url: &str) -> Result<tokio_postgres::Client> {
     crate::db::connect_source(url).await
 }
 
-/// Reads every user table of the connected database (order-free lists not yet sorted).
+/// Reads every user table of the connected database (order-free lists not yet sorted). Leaves
+/// the session's search_path empty.
 pub(super) async fn read(
     client: &tokio_postgres::Client,
     source_name: &str,
 ) -> Result<SourceSchema> {
     let query = |what: &str| format!("source schema {source_name}: read {what}");
     let mut schema = SourceSchema::default();
+    // As pg_dump does: with an empty search_path, pg_get_expr and pg_get_viewdef qualify every
+    // name outside pg_catalog, so a user's function or type is recognisable as such.
+    client
+        .batch_execute("SELECT pg_catalog.set_config('search_path', '', false)")
+        .await
+        .map_err(|e| Error::db(query("(set search_path)"), e))?;
 
     let rows = client
         .query(
@@ -81,7 +91,7 @@ pub(super) async fn read(
                     (t.typcategory = 'A' AND t.typelem <> 0) AS is_array,
                     bt.typtype::text, bn.nspname, bt.typname,
                     a.attnotnull, a.attidentity IN ('a', 'd') AS identity,
-                    pg_catalog.pg_get_expr(d.adbin, d.adrelid)
+                    pg_catalog.pg_get_expr(d.adbin, d.adrelid), a.attgenerated::text
              FROM pg_catalog.pg_attribute a
              JOIN pg_catalog.pg_class c ON c.oid = a.attrelid AND c.relkind IN ('r', 'p')
              JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
@@ -101,6 +111,11 @@ pub(super) async fn read(
             continue;
         };
         let default: Option<String> = row.get(9);
+        let generated = !row.get::<_, &str>(10).is_empty();
+        let nextval = default
+            .as_deref()
+            .is_some_and(super::ddl::default_is_nextval);
+        let canonical = default.as_deref().and_then(expr::canonical);
         t.columns.push(ColumnSchema {
             name: row.get(1),
             data_type: column_type(
@@ -112,10 +127,9 @@ pub(super) async fn read(
                 &enums,
             ),
             not_null: row.get(7),
-            serial: row.get::<_, bool>(8)
-                || default
-                    .as_deref()
-                    .is_some_and(super::ddl::default_is_nextval),
+            serial: row.get::<_, bool>(8) || nextval,
+            default: canonical.clone().filter(|_| !generated && !nextval),
+            generated: canonical.filter(|_| generated),
         });
     }
 
@@ -132,12 +146,16 @@ pub(super) async fn read(
                           FROM unnest(con.confkey) WITH ORDINALITY k(attnum, i)
                           JOIN pg_catalog.pg_attribute a
                             ON a.attrelid = con.confrelid AND a.attnum = k.attnum
-                          ORDER BY k.i)
+                          ORDER BY k.i),
+                    CASE WHEN con.contype = 'c'
+                         THEN pg_catalog.pg_get_expr(con.conbin, con.conrelid) END,
+                    con.convalidated
              FROM pg_catalog.pg_constraint con
              LEFT JOIN pg_catalog.pg_class rc ON rc.oid = con.confrelid
              LEFT JOIN pg_catalog.pg_namespace rn ON rn.oid = rc.relnamespace
              WHERE con.contype IN ('p', 'u')
                 OR (con.contype = 'f' AND con.conparentid = 0)
+                OR (con.contype = 'c' AND con.conislocal)
              ORDER BY con.conrelid, con.conname",
             &[],
         )
@@ -151,6 +169,18 @@ pub(super) async fn read(
         match row.get::<_, &str>(2) {
             "p" => t.primary_key = columns,
             "u" => t.unique.push(columns),
+            "c" => {
+                let (Some(condition), valid) = (row.get::<_, Option<&str>>(7), row.get(8)) else {
+                    continue;
+                };
+                if let Some(expr) = expr::canonical(condition) {
+                    t.checks.push(CheckDef {
+                        name: row.get(1),
+                        expr,
+                        valid,
+                    });
+                }
+            }
             _ => {
                 let (Some(ns), Some(rel)) = (row.get::<_, Option<&str>>(4), row.get(5)) else {
                     continue;
@@ -209,7 +239,175 @@ pub(super) async fn read(
         });
     }
     schema.tables = tables.into_values().collect();
+    read_objects(client, &query, &mut schema).await?;
     Ok(schema)
+}
+
+/// Not an extension's member: pg_dump leaves those to CREATE EXTENSION, and so does the report.
+fn not_in_extension(class: &str, oid: &str) -> String {
+    format!(
+        "NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend dep
+                     WHERE dep.classid = '{class}'::regclass AND dep.objid = {oid}
+                       AND dep.deptype = 'e')"
+    )
+}
+
+/// Views, sequences no column owns, triggers, functions, types other than enums, extensions, and
+/// comments on tables, views and columns: what a pg_dump of the database writes of them.
+async fn read_objects(
+    client: &tokio_postgres::Client,
+    query: &dyn Fn(&str) -> String,
+    schema: &mut SourceSchema,
+) -> Result<()> {
+    let rows = |what: &'static str, sql: String| async move {
+        client
+            .query(&sql, &[])
+            .await
+            .map_err(|e| Error::db(query(what), e))
+    };
+    let class = not_in_extension("pg_catalog.pg_class", "c.oid");
+    for row in rows(
+        "views",
+        format!(
+            "SELECT n.nspname, c.relname, pg_catalog.pg_get_viewdef(c.oid)
+             FROM pg_catalog.pg_class c
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE c.relkind = 'v' AND {USER_SCHEMAS} AND {class}"
+        ),
+    )
+    .await?
+    {
+        if let Some(query) = expr::canonical_query(row.get(2)) {
+            schema.views.push(ViewDef {
+                name: qualify(row.get(0), row.get(1)),
+                query,
+            });
+        }
+    }
+    let mut objects = Vec::new();
+    let mut push =
+        |kind, name: String, detail: String| objects.push(SchemaObject { kind, name, detail });
+    for row in rows(
+        "materialized views and sequences",
+        format!(
+            "SELECT n.nspname, c.relname, c.relkind::text
+             FROM pg_catalog.pg_class c
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             WHERE {USER_SCHEMAS} AND {class}
+               AND (c.relkind = 'm'
+                    OR (c.relkind = 'S'
+                        AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                                        WHERE d.classid = 'pg_catalog.pg_class'::regclass
+                                          AND d.objid = c.oid AND d.deptype IN ('a', 'i')
+                                          AND d.refclassid = 'pg_catalog.pg_class'::regclass)))"
+        ),
+    )
+    .await?
+    {
+        let kind = match row.get::<_, &str>(2) {
+            "m" => ObjectKind::MaterializedView,
+            _ => ObjectKind::Sequence,
+        };
+        push(kind, qualify(row.get(0), row.get(1)), String::new());
+    }
+    for row in rows(
+        "triggers",
+        format!(
+            "SELECT n.nspname, c.relname, t.tgname, pn.nspname, p.proname
+             FROM pg_catalog.pg_trigger t
+             JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             JOIN pg_catalog.pg_proc p ON p.oid = t.tgfoid
+             JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace
+             WHERE NOT t.tgisinternal AND t.tgparentid = 0 AND {USER_SCHEMAS} AND {class}"
+        ),
+    )
+    .await?
+    {
+        let table = qualify(row.get(0), row.get(1));
+        push(
+            ObjectKind::Trigger,
+            format!("{table}.{}", row.get::<_, &str>(2)),
+            format!("runs {}", qualify(row.get(3), row.get(4))),
+        );
+    }
+    let proc = not_in_extension("pg_catalog.pg_proc", "p.oid");
+    for row in rows(
+        "functions",
+        format!(
+            "SELECT n.nspname, p.proname, l.lanname
+             FROM pg_catalog.pg_proc p
+             JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
+             JOIN pg_catalog.pg_language l ON l.oid = p.prolang
+             WHERE p.prokind IN ('f', 'p') AND {USER_SCHEMAS} AND {proc}"
+        ),
+    )
+    .await?
+    {
+        push(
+            ObjectKind::Function,
+            qualify(row.get(0), row.get(1)),
+            format!("language {}", row.get::<_, &str>(2)),
+        );
+    }
+    let typ = not_in_extension("pg_catalog.pg_type", "t.oid");
+    for row in rows(
+        "types",
+        format!(
+            "SELECT n.nspname, t.typname,
+                    CASE t.typtype WHEN 'd' THEN 'domain' WHEN 'r' THEN 'range'
+                                   ELSE 'composite' END
+             FROM pg_catalog.pg_type t
+             JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace
+             LEFT JOIN pg_catalog.pg_class c ON c.oid = t.typrelid
+             WHERE (t.typtype IN ('d', 'r') OR (t.typtype = 'c' AND c.relkind = 'c'))
+               AND {USER_SCHEMAS} AND {typ}"
+        ),
+    )
+    .await?
+    {
+        push(
+            ObjectKind::Type,
+            qualify(row.get(0), row.get(1)),
+            row.get(2),
+        );
+    }
+    for row in rows(
+        "extensions",
+        format!(
+            "SELECT extname FROM pg_catalog.pg_extension WHERE extname <> '{}'",
+            super::ddl::BUILT_IN_EXTENSION
+        ),
+    )
+    .await?
+    {
+        push(ObjectKind::Extension, row.get(0), String::new());
+    }
+    for row in rows(
+        "comments",
+        format!(
+            "SELECT n.nspname, c.relname, c.relkind::text, a.attname::text, d.description
+             FROM pg_catalog.pg_description d
+             JOIN pg_catalog.pg_class c ON c.oid = d.objoid
+             JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+             LEFT JOIN pg_catalog.pg_attribute a
+               ON a.attrelid = c.oid AND a.attnum = d.objsubid AND d.objsubid > 0
+             WHERE d.classoid = 'pg_catalog.pg_class'::regclass
+               AND c.relkind IN ('r', 'p', 'v') AND {USER_SCHEMAS} AND {class}"
+        ),
+    )
+    .await?
+    {
+        let relation = qualify(row.get(0), row.get(1));
+        let on = match (row.get::<_, Option<&str>>(3), row.get::<_, &str>(2)) {
+            (Some(column), _) => format!("column {relation}.{column}"),
+            (None, "v") => format!("view {relation}"),
+            (None, _) => format!("table {relation}"),
+        };
+        push(ObjectKind::Comment, on, row.get(4));
+    }
+    schema.objects = objects;
+    Ok(())
 }
 
 /// A column's type from the catalog, spelled the way the DDL reader spells the same type:

@@ -2,10 +2,18 @@
 //!
 //! The parse tree is walked twice: first for the types (enums and other user-defined types, so
 //! that column types can be resolved whatever the statement order), then for tables, constraints
-//! and indexes. Statements that do not shape a table (SET, COMMENT, OWNER, GRANT, sequences,
-//! views, functions...) are skipped, as are statements about tables the DDL never creates.
+//! and indexes, then for the other objects the schema report covers (views, sequences not owned
+//! by a column, triggers, functions, types, extensions, comments on tables, views and columns).
+//! Statements that shape nothing the migration or its report needs (SET, OWNER, GRANT...) are
+//! skipped, as are statements about tables the DDL never creates.
+//!
+//! A dump with data is read too: each `COPY .. FROM stdin;` block, up to its `\.` line, is blanked
+//! before parsing (line numbers in errors stay right).
 
-use super::{ColumnSchema, ForeignKey, IndexDef, SourceSchema, TableSchema, qualify, resolve_enum};
+use super::{
+    CheckDef, ColumnSchema, ForeignKey, IndexDef, ObjectKind, SchemaObject, SourceSchema,
+    TableSchema, ViewDef, expr, qualify, resolve_enum,
+};
 use crate::error::{Error, Result};
 use crate::types::PgType;
 use pg_query::NodeEnum;
@@ -14,6 +22,10 @@ use pg_query::protobuf::{
     ObjectType, RangeVar, SortByDir, SortByNulls, TypeName,
 };
 use std::collections::{BTreeMap, BTreeSet};
+
+/// The procedural language every database has: pg_dump does not write it, the catalog reader
+/// leaves it out, and the report has nothing to say about it.
+pub(super) const BUILT_IN_EXTENSION: &str = "plpgsql";
 
 /// Schema of unqualified names, as in a default `search_path`.
 const DEFAULT_SCHEMA: &str = "public";
@@ -35,6 +47,8 @@ struct ColumnBuild {
     not_null: bool,
     nextval: bool,
     identity: bool,
+    default: Option<String>,
+    generated: Option<String>,
 }
 
 #[derive(Default)]
@@ -43,17 +57,37 @@ struct Builder {
     enums: BTreeMap<String, Vec<String>>,
     /// Qualified names of every type the DDL creates (enums, domains, composites, ranges).
     user_types: BTreeSet<String>,
+    views: Vec<ViewDef>,
+    /// Sequences the DDL creates, and those a column owns (`ALTER SEQUENCE .. OWNED BY`).
+    sequences: BTreeSet<String>,
+    owned_sequences: BTreeSet<String>,
+    objects: Vec<SchemaObject>,
+}
+
+/// Blanks psql meta-commands (`\restrict KEY` of pg_dump 15+) and the data of `COPY .. FROM
+/// stdin;` blocks, keeping every line so that line numbers stay right.
+fn strip_data(sql: &str) -> String {
+    let mut out = Vec::new();
+    let mut in_copy = false;
+    for line in sql.lines() {
+        if in_copy {
+            in_copy = line != "\\.";
+            out.push("");
+        } else if line.starts_with('\\') {
+            out.push("");
+        } else if line.starts_with("COPY ") && line.trim_end().ends_with("FROM stdin;") {
+            in_copy = true;
+            out.push("");
+        } else {
+            out.push(line);
+        }
+    }
+    out.join("\n")
 }
 
 /// Parses `sql` and builds the schema it describes (order-free lists not yet sorted).
 pub(super) fn parse(sql: &str, source_name: &str) -> Result<SourceSchema> {
-    // pg_dump 15+ brackets its output with psql meta-commands (`\restrict KEY`); they are not
-    // SQL. Lines are blanked rather than removed so that line numbers stay right.
-    let sql: String = sql
-        .lines()
-        .map(|line| if line.starts_with('\\') { "" } else { line })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let sql = strip_data(sql);
     let parsed =
         pg_query::parse(&sql, pg_query::ParserOptions::DEFAULT).map_err(|e| Error::Schema {
             source_name: source_name.to_string(),
@@ -265,6 +299,116 @@ impl Builder {
                 }
             }
             NodeEnum::IndexStmt(s) => self.create_index(s),
+            other => self.other_object(other),
+        }
+    }
+
+    /// Views, sequences, triggers, functions, types, extensions and comments.
+    fn other_object(&mut self, stmt: &NodeEnum) {
+        let mut object = |kind: ObjectKind, name: String, detail: String| {
+            self.objects.push(SchemaObject { kind, name, detail });
+        };
+        match stmt {
+            NodeEnum::ViewStmt(s) => {
+                if let (Some(rv), Some(query)) = (&s.view, s.query.as_deref())
+                    && let Some(query) = expr::canonical_query_node(query)
+                {
+                    let name = relation_name(rv);
+                    self.views.retain(|v| v.name != name);
+                    self.views.push(ViewDef { name, query });
+                }
+            }
+            NodeEnum::CreateTableAsStmt(s) if s.objtype() == ObjectType::ObjectMatview => {
+                if let Some(rv) = s.into.as_ref().and_then(|i| i.rel.as_ref()) {
+                    object(
+                        ObjectKind::MaterializedView,
+                        relation_name(rv),
+                        String::new(),
+                    );
+                }
+            }
+            NodeEnum::CreateSeqStmt(s) => {
+                if let Some(rv) = &s.sequence {
+                    self.sequences.insert(relation_name(rv));
+                    if owns(&s.options) {
+                        self.owned_sequences.insert(relation_name(rv));
+                    }
+                }
+            }
+            NodeEnum::AlterSeqStmt(s) => {
+                if let Some(rv) = &s.sequence
+                    && owns(&s.options)
+                {
+                    self.owned_sequences.insert(relation_name(rv));
+                }
+            }
+            NodeEnum::CreateTrigStmt(s) => {
+                if let Some(rv) = &s.relation {
+                    let function = qualified_list(&strings(&s.funcname)).unwrap_or_default();
+                    object(
+                        ObjectKind::Trigger,
+                        format!("{}.{}", relation_name(rv), s.trigname),
+                        format!("runs {function}"),
+                    );
+                }
+            }
+            NodeEnum::CreateFunctionStmt(s) => {
+                if let Some(name) = qualified_list(&strings(&s.funcname)) {
+                    let language = s
+                        .options
+                        .iter()
+                        .filter_map(|o| match &o.node {
+                            Some(NodeEnum::DefElem(d)) if d.defname == "language" => {
+                                d.arg.as_deref().and_then(string_of)
+                            }
+                            _ => None,
+                        })
+                        .next()
+                        .unwrap_or("sql");
+                    object(ObjectKind::Function, name, format!("language {language}"));
+                }
+            }
+            NodeEnum::CreateDomainStmt(s) => {
+                if let Some(name) = qualified_list(&strings(&s.domainname)) {
+                    object(ObjectKind::Type, name, "domain".into());
+                }
+            }
+            NodeEnum::CompositeTypeStmt(s) => {
+                if let Some(rv) = &s.typevar {
+                    object(ObjectKind::Type, relation_name(rv), "composite".into());
+                }
+            }
+            NodeEnum::CreateRangeStmt(s) => {
+                if let Some(name) = qualified_list(&strings(&s.type_name)) {
+                    object(ObjectKind::Type, name, "range".into());
+                }
+            }
+            NodeEnum::CreateExtensionStmt(s) if s.extname != BUILT_IN_EXTENSION => {
+                object(ObjectKind::Extension, s.extname.clone(), String::new());
+            }
+            NodeEnum::CommentStmt(s) if !s.comment.is_empty() => {
+                let names = match s.object.as_deref().and_then(|o| o.node.as_ref()) {
+                    Some(NodeEnum::List(l)) => strings(&l.items),
+                    _ => return,
+                };
+                let on = match (s.objtype(), names.as_slice()) {
+                    (ObjectType::ObjectTable, _) => {
+                        qualified_list(&names).map(|n| format!("table {n}"))
+                    }
+                    (ObjectType::ObjectView, _) => {
+                        qualified_list(&names).map(|n| format!("view {n}"))
+                    }
+                    (ObjectType::ObjectColumn, [.., table, column]) => {
+                        let table = qualified_list(&names[..names.len() - 1])
+                            .unwrap_or_else(|| table.clone());
+                        Some(format!("column {table}.{column}"))
+                    }
+                    _ => None,
+                };
+                if let Some(on) = on {
+                    object(ObjectKind::Comment, on, s.comment.clone());
+                }
+            }
             _ => {}
         }
     }
@@ -305,13 +449,15 @@ impl Builder {
             not_null: c.is_not_null,
             nextval: false,
             identity: false,
+            default: None,
+            generated: None,
         };
         if c.type_name.as_ref().is_some_and(is_serial_type) {
             col.nextval = true;
             col.not_null = true;
         }
         if let Some(default) = &c.raw_default {
-            col.nextval |= is_nextval(default);
+            set_default(&mut col, Some(default));
         }
         if !c.identity.is_empty() {
             col.identity = true;
@@ -390,7 +536,7 @@ impl Builder {
             }
             AlterTableType::AtColumnDefault => {
                 if let Some(i) = column(table) {
-                    table.columns[i].nextval = cmd.def.as_deref().is_some_and(is_nextval);
+                    set_default(&mut table.columns[i], cmd.def.as_deref());
                 }
             }
             AlterTableType::AtAddIdentity => {
@@ -442,6 +588,7 @@ impl Builder {
             }
             AlterTableType::AtDropConstraint => {
                 table.schema.foreign_keys.retain(|fk| fk.name != cmd.name);
+                table.schema.checks.retain(|c| c.name != cmd.name);
             }
             AlterTableType::AtAddInherit => {
                 if let Some(NodeEnum::RangeVar(p)) = cmd.def.as_ref().and_then(|d| d.node.as_ref())
@@ -537,6 +684,8 @@ impl Builder {
                         // PRIMARY KEY implies NOT NULL, whichever statement declared it.
                         not_null: c.not_null || schema.primary_key.contains(&c.name),
                         serial: c.nextval || c.identity,
+                        default: c.default,
+                        generated: c.generated,
                         data_type: resolve_enum(
                             c.data_type.ok_or_else(|| Error::Schema {
                                 source_name: source_name.to_string(),
@@ -569,9 +718,19 @@ impl Builder {
             }
             tables.insert(name, schema);
         }
+        let mut objects = self.objects;
+        for seq in self.sequences.difference(&self.owned_sequences) {
+            objects.push(SchemaObject {
+                kind: ObjectKind::Sequence,
+                name: seq.clone(),
+                detail: String::new(),
+            });
+        }
         Ok(SourceSchema {
             tables,
             enums: self.enums,
+            views: self.views,
+            objects,
         })
     }
 
@@ -611,6 +770,8 @@ impl Builder {
                 not_null: col.not_null,
                 nextval: col.nextval,
                 identity: col.identity,
+                default: col.default.clone(),
+                generated: col.generated.clone(),
             };
             match columns.iter_mut().find(|c| c.name == col.name) {
                 Some(existing) => merge_column(existing, col),
@@ -630,6 +791,34 @@ fn merge_column(existing: &mut ColumnBuild, col: ColumnBuild) {
     existing.not_null |= col.not_null;
     existing.nextval |= col.nextval;
     existing.identity |= col.identity;
+    if col.default.is_some() {
+        existing.default = col.default;
+    }
+    if col.generated.is_some() {
+        existing.generated = col.generated;
+    }
+}
+
+/// A column's DEFAULT (or its removal, `None`): a sequence's `nextval` makes it serial, anything
+/// else is kept in its canonical spelling.
+fn set_default(col: &mut ColumnBuild, default: Option<&pg_query::Node>) {
+    col.nextval = default.is_some_and(is_nextval);
+    col.default = default
+        .filter(|d| !is_nextval(d))
+        .and_then(expr::canonical_node);
+}
+
+/// True when sequence options say `OWNED BY table.column` (not `OWNED BY NONE`).
+fn owns(options: &[pg_query::Node]) -> bool {
+    options.iter().any(|o| match &o.node {
+        Some(NodeEnum::DefElem(d)) if d.defname == "owned_by" => match d.arg.as_deref() {
+            Some(pg_query::Node {
+                node: Some(NodeEnum::List(l)),
+            }) => strings(&l.items) != ["none"],
+            _ => false,
+        },
+        _ => false,
+    })
 }
 
 /// `smallserial`, `serial`, `bigserial` and their numbered spellings: an integer column with a
@@ -722,8 +911,30 @@ fn add_constraint(table: &mut TableBuild, table_name: &str, c: &Constraint, colu
             if let (Some(col), Some(expr)) = (column, c.raw_expr.as_deref())
                 && let Some(x) = table.columns.iter_mut().find(|x| x.name == col)
             {
-                x.nextval = is_nextval(expr);
+                set_default(x, Some(expr));
             }
+        }
+        ConstrType::ConstrGenerated => {
+            if let (Some(col), Some(e)) = (column, c.raw_expr.as_deref())
+                && let Some(x) = table.columns.iter_mut().find(|x| x.name == col)
+            {
+                x.generated = expr::canonical_node(e);
+            }
+        }
+        ConstrType::ConstrCheck => {
+            let Some(text) = c.raw_expr.as_deref().and_then(expr::canonical_node) else {
+                return;
+            };
+            let name = if c.conname.is_empty() {
+                check_name(table, table_name, &text)
+            } else {
+                c.conname.clone()
+            };
+            table.schema.checks.push(CheckDef {
+                name,
+                expr: text,
+                valid: !c.skip_validation,
+            });
         }
         ConstrType::ConstrIdentity => {
             if let Some(x) = column.and_then(|col| table.columns.iter_mut().find(|x| x.name == col))
@@ -753,6 +964,33 @@ fn add_constraint(table: &mut TableBuild, table_name: &str, c: &Constraint, colu
             });
         }
         _ => {}
+    }
+}
+
+/// PostgreSQL's name for an unnamed CHECK: `table_column_check` when the condition reads one
+/// column, `table_check` otherwise, with a number after `check` when the name is taken.
+fn check_name(table: &TableBuild, table_name: &str, text: &str) -> String {
+    let mut columns = expr::Refs::of_expr(text)
+        .map(|r| r.columns)
+        .unwrap_or_default();
+    columns.sort();
+    columns.dedup();
+    let column = match columns.as_slice() {
+        [one] => one.as_str(),
+        _ => "",
+    };
+    let mut n = 0;
+    loop {
+        let label = if n == 0 {
+            "check".to_string()
+        } else {
+            format!("check{n}")
+        };
+        let name = object_name(bare(table_name), column, &label);
+        if !table.schema.checks.iter().any(|c| c.name == name) {
+            return name;
+        }
+        n += 1;
     }
 }
 

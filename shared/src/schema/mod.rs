@@ -18,6 +18,10 @@
 
 mod catalog;
 mod ddl;
+pub mod expr;
+pub mod limits;
+pub mod report;
+pub mod target;
 
 use crate::error::{Error, Result};
 use crate::types::PgType;
@@ -32,6 +36,45 @@ pub struct SourceSchema {
     /// Enum types keyed `"schema.type"`, with their labels in sort order: the export writes enum
     /// values as text, and DSQL has no enums, so the planner needs the labels to check values.
     pub enums: BTreeMap<String, Vec<String>>,
+    /// Views, sorted by name: created on the target after the load when DSQL can run them.
+    pub views: Vec<ViewDef>,
+    /// Everything else the source holds that is not a table, a view or an enum (sequences not
+    /// owned by a column, triggers, functions, other types, extensions, comments), sorted: the
+    /// schema report says what becomes of each.
+    pub objects: Vec<SchemaObject>,
+}
+
+/// A view and its query, in the canonical spelling of [`expr::canonical_query`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ViewDef {
+    /// `"schema.view"`.
+    pub name: String,
+    /// The view's SELECT, as pg_query deparses it (the same text from a dump and a catalog).
+    pub query: String,
+}
+
+/// What kind of object a [`SchemaObject`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    MaterializedView,
+    Sequence,
+    Trigger,
+    Function,
+    Type,
+    Extension,
+    Comment,
+}
+
+/// A source object that is neither a table, a view nor an enum.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct SchemaObject {
+    pub kind: ObjectKind,
+    /// `"schema.name"`; a trigger is `"schema.table.trigger"`; a comment names what it is on
+    /// (`table s.t`, `column s.t.c`, `view s.v`).
+    pub name: String,
+    /// A function's language, a type's kind (`domain`, `composite`, `range`), a comment's text.
+    pub detail: String,
 }
 
 /// One table's columns and constraints, as the source declared them.
@@ -47,6 +90,19 @@ pub struct TableSchema {
     pub foreign_keys: Vec<ForeignKey>,
     /// Indexes created with CREATE INDEX (not those behind a constraint), sorted by name.
     pub indexes: Vec<IndexDef>,
+    /// CHECK constraints declared on this table, sorted by name.
+    pub checks: Vec<CheckDef>,
+}
+
+/// A CHECK constraint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CheckDef {
+    /// Constraint name (PostgreSQL's default name when the DDL gave none).
+    pub name: String,
+    /// The condition, in the canonical spelling of [`expr::canonical`].
+    pub expr: String,
+    /// False for a constraint added `NOT VALID`: rows of the source may violate it.
+    pub valid: bool,
 }
 
 /// A column's declared type and the properties a DSQL target column must reproduce.
@@ -61,6 +117,11 @@ pub struct ColumnSchema {
     /// True when values come from a sequence (`DEFAULT nextval(...)`, `serial`, or
     /// `GENERATED ... AS IDENTITY`): DSQL has no sequences, so such keys need a plan.
     pub serial: bool,
+    /// The column's DEFAULT in the canonical spelling of [`expr::canonical`]; `None` when it has
+    /// none or when the default is a sequence's `nextval(..)` (then `serial` says so).
+    pub default: Option<String>,
+    /// The expression of a `GENERATED ALWAYS AS (..) STORED` column.
+    pub generated: Option<String>,
 }
 
 /// A foreign key: the references the loader has to keep consistent when it rewrites keys.
@@ -93,15 +154,31 @@ pub struct IndexDef {
 
 impl SourceSchema {
     /// Reads the source schema named on the command line: a `postgres://` or `postgresql://`
-    /// URL is read from the live catalog, anything else is a `pg_dump --schema-only` file.
+    /// URL is read from the live catalog, anything else is a plain-text pg_dump file, with or
+    /// without data (`COPY .. FROM stdin` blocks are skipped). A custom-format dump is refused
+    /// with the pg_restore command that turns it into SQL.
     pub async fn load(arg: &str) -> Result<SourceSchema> {
         if arg.starts_with("postgres://") || arg.starts_with("postgresql://") {
             let client = catalog::connect(arg).await?;
             SourceSchema::from_postgres(&client, &crate::db::redact_url(arg)).await
         } else {
-            let sql = tokio::fs::read_to_string(arg)
-                .await
-                .map_err(|e| Error::io(arg, e))?;
+            let bytes = tokio::fs::read(arg).await.map_err(|e| Error::io(arg, e))?;
+            let bad = |reason: String| Error::Schema {
+                source_name: arg.to_string(),
+                reason,
+            };
+            if bytes.starts_with(b"PGDMP") {
+                return Err(bad(format!(
+                    "a pg_dump archive (custom or tar format), not SQL: turn it into SQL with \
+                     `pg_restore --schema-only -f schema.sql {arg}` and give schema.sql"
+                )));
+            }
+            let sql = String::from_utf8(bytes).map_err(|e| {
+                bad(format!(
+                    "not UTF-8 text at byte {}: give a plain-text pg_dump (pg_dump -Fp)",
+                    e.utf8_error().valid_up_to()
+                ))
+            })?;
             SourceSchema::from_ddl(&sql, arg)
         }
     }
@@ -137,7 +214,11 @@ impl SourceSchema {
             table.unique.dedup();
             table.foreign_keys.sort_by(|a, b| a.name.cmp(&b.name));
             table.indexes.sort_by(|a, b| a.name.cmp(&b.name));
+            table.checks.sort_by(|a, b| a.name.cmp(&b.name));
         }
+        self.views.sort_by(|a, b| a.name.cmp(&b.name));
+        self.objects.sort();
+        self.objects.dedup();
     }
 }
 

@@ -13,6 +13,8 @@ fn col(name: &str, data_type: PgType, not_null: bool, serial: bool) -> ColumnSch
         data_type,
         not_null,
         serial,
+        default: None,
+        generated: None,
     }
 }
 
@@ -565,5 +567,98 @@ fn database_urls_are_shown_without_password() {
     assert_eq!(
         crate::db::redact_url("postgresql://app@host/db"),
         "postgresql://app@host/db"
+    );
+}
+
+#[test]
+fn a_dump_with_data_reads_as_its_schema() {
+    // The shape pg_dump writes by default: COPY blocks with rows in between the DDL.
+    let dump = "CREATE TABLE public.t (\n    id integer NOT NULL,\n    note text DEFAULT ''::text NOT NULL\n);\n\
+                COPY public.t (id, note) FROM stdin;\n1\thello\n2\t\\N\n\\.\n\
+                ALTER TABLE ONLY public.t ADD CONSTRAINT t_pkey PRIMARY KEY (id);\n";
+    let s = ddl(dump);
+    let t = s.table("public.t").unwrap();
+    assert_eq!(t.primary_key, ["id"]);
+    assert_eq!(t.columns[1].default.as_deref(), Some("''::text"));
+    // Without skipping, the first row is a syntax error (the issue's report).
+    let err = SourceSchema::from_ddl(&dump.replace("COPY public.t", "-- COPY"), "d.sql")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("syntax error at or near \"1\""), "{err}");
+}
+
+#[test]
+fn defaults_checks_views_and_other_objects() {
+    let s = ddl("
+        CREATE TYPE public.mood AS ENUM ('sad', 'ok');
+        CREATE DOMAIN public.pos AS int CHECK (VALUE > 0);
+        CREATE SEQUENCE public.free_seq;
+        CREATE SEQUENCE public.t_n_seq;
+        CREATE TABLE public.t (
+            id int PRIMARY KEY, n int DEFAULT nextval('t_n_seq'), qty int DEFAULT 1 CHECK (qty > 0),
+            m mood DEFAULT 'ok', a int, b int, CHECK (a < b), CONSTRAINT named CHECK (a > 0),
+            g int GENERATED ALWAYS AS (a + 1) STORED);
+        ALTER SEQUENCE public.t_n_seq OWNED BY public.t.n;
+        ALTER TABLE public.t ADD CONSTRAINT late CHECK (b > 0) NOT VALID;
+        ALTER TABLE public.t ALTER COLUMN a SET DEFAULT 7;
+        CREATE VIEW public.v AS SELECT id FROM public.t WHERE qty > 1;
+        CREATE FUNCTION public.f() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+        CREATE TRIGGER tr BEFORE INSERT ON public.t FOR EACH ROW EXECUTE FUNCTION public.f();
+        CREATE EXTENSION IF NOT EXISTS pgcrypto;
+        COMMENT ON TABLE public.t IS 'the t';
+        COMMENT ON COLUMN public.t.qty IS 'how many';
+    ");
+    let t = s.table("public.t").unwrap();
+    let defaults: Vec<(&str, Option<&str>, bool)> = t
+        .columns
+        .iter()
+        .map(|c| (c.name.as_str(), c.default.as_deref(), c.serial))
+        .collect();
+    assert_eq!(
+        defaults,
+        [
+            ("id", None, false),
+            ("n", None, true),
+            ("qty", Some("1"), false),
+            ("m", Some("'ok'"), false),
+            ("a", Some("7"), false),
+            ("b", None, false),
+            ("g", None, false),
+        ]
+    );
+    assert_eq!(t.columns[6].generated.as_deref(), Some("a + 1"));
+    let checks: Vec<(&str, &str, bool)> = t
+        .checks
+        .iter()
+        .map(|c| (c.name.as_str(), c.expr.as_str(), c.valid))
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            ("late", "b > 0", false),
+            ("named", "a > 0", true),
+            ("t_check", "a < b", true),
+            ("t_qty_check", "qty > 0", true),
+        ]
+    );
+    assert_eq!(s.views.len(), 1);
+    assert_eq!(s.views[0].name, "public.v");
+    assert_eq!(s.views[0].query, "SELECT id FROM public.t WHERE qty > 1");
+    let objects: Vec<(ObjectKind, &str, &str)> = s
+        .objects
+        .iter()
+        .map(|o| (o.kind, o.name.as_str(), o.detail.as_str()))
+        .collect();
+    assert_eq!(
+        objects,
+        [
+            (ObjectKind::Sequence, "public.free_seq", ""),
+            (ObjectKind::Trigger, "public.t.tr", "runs public.f"),
+            (ObjectKind::Function, "public.f", "language plpgsql"),
+            (ObjectKind::Type, "public.pos", "domain"),
+            (ObjectKind::Extension, "pgcrypto", ""),
+            (ObjectKind::Comment, "column public.t.qty", "how many"),
+            (ObjectKind::Comment, "table public.t", "the t"),
+        ]
     );
 }
