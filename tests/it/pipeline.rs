@@ -31,7 +31,7 @@ struct Rehearsal {
     target_url: String,
     /// The stand-in's upstream database, for counting independently of the stand-in.
     direct_url: String,
-    _standin: Standin,
+    standin: Standin,
     export_dir: tempfile::TempDir,
     mapping: Mapping,
     s3: aws_sdk_s3::Client,
@@ -137,7 +137,7 @@ impl Rehearsal {
             stack,
             target_url,
             direct_url,
-            _standin: standin,
+            standin,
             export_dir,
             mapping,
             s3,
@@ -678,33 +678,33 @@ async fn the_snapshot_step_run_twice_finds_its_snapshot_and_adopts_its_export_ta
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "through the DSQL stand-in, a COPY blocked by an upstream LOCK fails at once with \"unexpected message from server\" (Fatal) instead of waiting: a stand-in finding, to fix there"]
 async fn a_chunk_that_times_out_is_retried_by_the_state_machine() {
     let _one = ONE_AT_A_TIME.lock().await;
     let r = Rehearsal::new("pl_timeout", 0.0, &[]).await;
     r.place_export(&rds_id("timeout-1")).await;
     r.prepare_tables().await;
-    // Every orders chunk blocks on a lock for 6 s, past its 2 s task timeout: the state machine
-    // times the task out and retries it; the first attempt, still running (under cargo lambda
-    // watch nothing kills it), commits when the lock goes, and the ledger tells the retry.
-    let locker = connect(&r.direct_url).await;
-    locker
-        .batch_execute("BEGIN; LOCK TABLE sales.orders IN ACCESS EXCLUSIVE MODE")
-        .await
-        .unwrap();
-    let release = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(6)).await;
-        locker.batch_execute("COMMIT").await.unwrap();
-    });
-    let ended = r
-        .run(
+    // For the first 6 s of LoadChunks every commit through the stand-in takes 6 s, past a
+    // chunk's 2 s task timeout: the state machine times the tasks out and retries them; the
+    // first attempts, still running (under cargo lambda watch nothing kills them), commit later,
+    // and the ledger tells the retries.
+    r.standin.set_commit_latency(Duration::from_secs(6));
+    let fanned_out = || r.stack.invocations().iter().any(|(n, _)| n == "fan-out");
+    let (ended, ()) = tokio::join!(
+        r.run(
             "timeout-1",
             serde_json::json!({
                 "source_cluster": CLUSTER, "wait_seconds": 0, "chunk_timeout_seconds": 2
             }),
-        )
-        .await;
-    release.await.unwrap();
+        ),
+        async {
+            let start = std::time::Instant::now();
+            while !fanned_out() && start.elapsed() < Duration::from_secs(120) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            r.standin.set_commit_latency(Duration::ZERO);
+        }
+    );
     let result = r.expect_success(&ended);
     assert!(result.ok, "{result:?}");
     assert_eq!(r.count("sales.orders").await, 10_000);
