@@ -16,11 +16,12 @@
 #
 # Sizes: ORDERS (500,000), CUSTOMERS (2,000). Knobs: CONNECTIONS ("1 4 16 64"), FORMATS ("binary
 # text insert"), FORMAT_CONNECTIONS (16), COMMIT_LATENCY_MS (50), BATCH_ROWS (the loader's default,
-# 2,500), BENCH_WORK (.work/bench-connections, emptied first), KEEP=1 keeps it.
+# 2,500), BENCH_WORK (.work/bench-connections, emptied first), KEEP=1 keeps it, SNAP2DSQL_BIN (the
+# release build).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 work=${BENCH_WORK:-$root/.work/bench-connections}
-bin=${CARGO_TARGET_DIR:-$root/target}/release/snap2dsql
+bin=${SNAP2DSQL_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/snap2dsql}
 orders=${ORDERS:-500000}
 customers=${CUSTOMERS:-2000}
 latency_ms=${COMMIT_LATENCY_MS:-50}

@@ -179,9 +179,10 @@ impl Knobs {
 
     /// Makes the next `n` client connections that read or write go silent for good: from then
     /// on they answer nothing and never close their socket (what they are sent is read and
-    /// dropped), as a connection behind a dead network path or a hung server does. The other
-    /// connections keep answering. When the client gives up and closes, the session ends and
-    /// its upstream transaction is rolled back (nothing it did commits).
+    /// dropped), as a connection behind a dead network path or a hung server does. A request
+    /// already read still runs upstream (a COMMIT among them commits: its answer is what is
+    /// lost). The other connections keep answering. When the client gives up and closes, the
+    /// session ends and its open upstream transaction is rolled back.
     pub fn silence_connections(&self, n: u64) {
         self.to_silence.fetch_add(n, Ordering::SeqCst);
     }

@@ -130,27 +130,38 @@ async fn a_connection_silenced_for_good_answers_nothing_while_the_others_do() {
     muted.simple("BEGIN").await;
     muted.extended("INSERT INTO t VALUES (1)").await;
     s.silence_connections(1);
-    let commit = tokio::time::timeout(Duration::from_millis(700), muted.simple("COMMIT")).await;
+    // The request read next still runs (row 2 is written in the transaction); its answer, and
+    // everything after it (the COMMIT), is never answered.
+    let insert = tokio::time::timeout(
+        Duration::from_millis(700),
+        muted.extended("INSERT INTO t VALUES (2)"),
+    )
+    .await;
+    assert!(
+        insert.is_err(),
+        "the silenced connection answered: {insert:?}"
+    );
+    let commit = tokio::time::timeout(Duration::from_millis(300), muted.simple("COMMIT")).await;
     assert!(
         commit.is_err(),
         "the silenced connection answered: {commit:?}"
     );
     assert_eq!(s.counters().connections_silenced, 1);
-    // Only one connection was asked for: a new one answers.
+    // Only one connection was asked for: a new one answers, and nothing was committed.
     let mut other = Probe::connect(s.port(), &db).await;
     assert_eq!(
         other.extended("SELECT count(*) FROM t").await.value(),
         Some("0")
     );
     // Once its client gives up, the silent session ends and its transaction is rolled back:
-    // the same key is written without a conflict.
+    // the same keys are written without a conflict.
     drop(muted);
     while s.counters().open_connections > 1 {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(
-        other.extended("INSERT INTO t VALUES (1)").await.tag(),
-        Some("INSERT 0 1")
+        other.extended("INSERT INTO t VALUES (1), (2)").await.tag(),
+        Some("INSERT 0 2")
     );
     assert_eq!(s.counters().connections_silenced, 1);
 }

@@ -18,7 +18,7 @@ use super::load::{Fixture, cli, ledger_rows, scalar, storefront_db};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use snap2dsql_standin::config::{CONNECTION_RATE, MAX_CONNECTION_AGE, MAX_CONNECTIONS};
-use snap2dsql_tests::standin::{self, Rate, Standin};
+use snap2dsql_tests::standin::{self, CounterSnapshot, Rate, Standin};
 use snap2dsql_tests::{PgServer, connect, db_name};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -250,6 +250,32 @@ fn evidence(what: &str, before: u64, now: u64) -> Result<(), String> {
     }
 }
 
+/// A case whose fault is a stand-in knob ([`with_knob`]); `name` is (case, log file prefix),
+/// `evidence` (what, the counter that grows when the fault happens).
+#[allow(clippy::too_many_arguments)]
+async fn knob_case(
+    name: (&'static str, &str),
+    s: &Setup<'_>,
+    n: usize,
+    logs: &Path,
+    flags: &Flags,
+    counter: (&str, fn(&CounterSnapshot) -> u64),
+    on: impl Fn(&Standin),
+    off: impl Fn(&Standin),
+) -> CaseResult {
+    let (what, count) = counter;
+    case(name.0, &s.direct, n, |i| {
+        let (on, off) = (&on, &off);
+        let log = logs.join(format!("{}-{i}.log", name.1));
+        async move {
+            let before = count(&s.standin.counters());
+            with_knob(s, flags, &log, on, off).await?;
+            evidence(what, before, count(&s.standin.counters()))
+        }
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn faults_during_a_load_end_exact_without_duplicates() {
     let n = runs();
@@ -334,120 +360,86 @@ async fn faults_during_a_load_end_exact_without_duplicates() {
 
     // 30% of commits fail with 40001 (OC000), as DSQL's optimistic concurrency does.
     results.push(
-        case("30% injected OCC conflicts", &url, n, |i| async move {
-            let before = s.standin.counters().injected_conflicts;
-            let log = logs.join(format!("occ-{i}.log"));
-            with_knob(
-                s,
-                &FLAGS,
-                &log,
-                |h| h.set_conflict_fraction(0.3),
-                |h| h.set_conflict_fraction(0.0),
-            )
-            .await?;
-            evidence(
-                "injected conflict",
-                before,
-                s.standin.counters().injected_conflicts,
-            )
-        })
+        knob_case(
+            ("30% injected OCC conflicts", "occ"),
+            s,
+            n,
+            logs,
+            &FLAGS,
+            ("injected conflict", |c| c.injected_conflicts),
+            |h| h.set_conflict_fraction(0.3),
+            |h| h.set_conflict_fraction(0.0),
+        )
         .await,
     );
 
     // At most 2 connections (53300) while 2 chunks of 2 writers each, and their ledger reads,
     // want more.
     results.push(
-        case(
-            "connection limit hit mid-load (53300)",
-            &url,
+        knob_case(
+            ("connection limit hit mid-load (53300)", "max"),
+            s,
             n,
-            |i| async move {
-                let before = s.standin.counters().connections_refused_max;
-                let log = logs.join(format!("max-{i}.log"));
-                with_knob(
-                    s,
-                    &FLAGS,
-                    &log,
-                    |h| h.set_max_connections(2),
-                    |h| h.set_max_connections(MAX_CONNECTIONS),
-                )
-                .await?;
-                evidence(
-                    "connection refused with 53300",
-                    before,
-                    s.standin.counters().connections_refused_max,
-                )
-            },
+            logs,
+            &FLAGS,
+            ("connection refused with 53300", |c| {
+                c.connections_refused_max
+            }),
+            |h| h.set_max_connections(2),
+            |h| h.set_max_connections(MAX_CONNECTIONS),
         )
         .await,
     );
 
     // Eight new connections a second, two at once (53400), while each new chunk opens 4 writers
     // and a ledger read at once.
+    let burst = Flags {
+        concurrency: 4,
+        ..FLAGS
+    };
     results.push(
-        case("connect rate exceeded (53400)", &url, n, |i| async move {
-            let before = s.standin.counters().connections_refused_rate;
-            let log = logs.join(format!("rate-{i}.log"));
-            let burst = Flags {
-                concurrency: 4,
-                ..FLAGS
-            };
-            with_knob(
-                s,
-                &burst,
-                &log,
-                |h| {
-                    h.set_connection_rate(Some(Rate {
-                        per_second: 8,
-                        burst: 2,
-                    }))
-                },
-                |h| h.set_connection_rate(Some(CONNECTION_RATE)),
-            )
-            .await?;
-            evidence(
-                "connection refused with 53400",
-                before,
-                s.standin.counters().connections_refused_rate,
-            )
-        })
+        knob_case(
+            ("connect rate exceeded (53400)", "rate"),
+            s,
+            n,
+            logs,
+            &burst,
+            ("connection refused with 53400", |c| {
+                c.connections_refused_rate
+            }),
+            |h| {
+                h.set_connection_rate(Some(Rate {
+                    per_second: 8,
+                    burst: 2,
+                }))
+            },
+            |h| h.set_connection_rate(Some(CONNECTION_RATE)),
+        )
         .await,
     );
 
     // Connections closed at an age of 1 s (57P01, after their transaction): 100 ms commits and
     // a chunk a part file (25 batches for 2 writers), so a chunk's writers outlive their
     // connections.
+    let long = Flags {
+        chunk_rows: 100_000,
+        ..FLAGS
+    };
     results.push(
-        case(
-            "connections closed at their age (57P01)",
-            &url,
+        knob_case(
+            ("connections closed at their age (57P01)", "age"),
+            s,
             n,
-            |i| async move {
-                let before = s.standin.counters().connections_closed_age;
-                let log = logs.join(format!("age-{i}.log"));
-                let long = Flags {
-                    chunk_rows: 100_000,
-                    ..FLAGS
-                };
-                with_knob(
-                    s,
-                    &long,
-                    &log,
-                    |h| {
-                        h.set_commit_latency(Duration::from_millis(100));
-                        h.set_max_connection_age(Duration::from_secs(1));
-                    },
-                    |h| {
-                        h.set_commit_latency(Duration::ZERO);
-                        h.set_max_connection_age(MAX_CONNECTION_AGE);
-                    },
-                )
-                .await?;
-                evidence(
-                    "connection closed at its age",
-                    before,
-                    s.standin.counters().connections_closed_age,
-                )
+            logs,
+            &long,
+            ("connection closed at its age", |c| c.connections_closed_age),
+            |h| {
+                h.set_commit_latency(Duration::from_millis(100));
+                h.set_max_connection_age(Duration::from_secs(1));
+            },
+            |h| {
+                h.set_commit_latency(Duration::ZERO);
+                h.set_max_connection_age(MAX_CONNECTION_AGE);
             },
         )
         .await,
