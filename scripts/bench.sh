@@ -10,7 +10,8 @@
 #              own transaction): the server's own speed at DSQL-sized binary COPY transactions.
 #   glue       the same rows as batched INSERTs, GLUE_BATCH rows per executemany + COMMIT
 #              (psycopg 3; what Spark's JDBC writer does), one connection.
-#   snap2dsql  `snap2dsql load --mapping` from the export, with its defaults (or LOAD_FLAGS).
+#   snap2dsql  `snap2dsql load --mapping` from the export through the DSQL stand-in (DSQL dialect,
+#              no injected conflicts or latency), with its defaults (or LOAD_FLAGS).
 #   (info)     the limit's files again over LIMIT_SESSIONS concurrent psql sessions: what the
 #              server takes from several writers, as snap2dsql uses (4 per chunk, 2 chunks).
 # Then the memory of one large part file against a small one of the same shape (BIG_FILE=1).
@@ -55,9 +56,16 @@ mkdir -p "$work"
 port=$("$root/scripts/pg.sh" start "$work/pg")
 # At the end the server stops, and its data and the files go unless KEEP=1 (scripts/bench/sweep.sh
 # reuses them).
-trap '"$root/scripts/pg.sh" stop "$work/pg"; [ "${KEEP:-0}" = 1 ] || { "$root/scripts/pg.sh" remove "$work/pg"; rm -rf "$work"; }' EXIT
+standin_pid=
+trap '[ -z "$standin_pid" ] || kill "$standin_pid" 2>/dev/null; "$root/scripts/pg.sh" stop "$work/pg"; [ "${KEEP:-0}" = 1 ] || { "$root/scripts/pg.sh" remove "$work/pg"; rm -rf "$work"; }' EXIT
 psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -c "ALTER SYSTEM SET autovacuum = off" -c "SELECT pg_reload_conf()" >/dev/null
 url() { echo "postgres://postgres@127.0.0.1:$port/$1"; }
+# snap2dsql loads through the DSQL stand-in in the DSQL dialect, as everywhere (DSQL's limits,
+# no injected conflicts, no added latency: the server's speed is what is compared); the limit
+# and Glue-style contenders write to the same PostgreSQL directly.
+# shellcheck source=scripts/standin.sh
+source "$root/scripts/standin.sh"
+start_standin "$bin" "$port" "$work"
 psql_() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"; }
 now() { date +%s.%N; }
 loadavg() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -87,7 +95,7 @@ psql_ -d postgres -c "CREATE DATABASE storefront"
 psql_ -d storefront -v customers="$customers" -v orders="$orders" -f "$root/scripts/storefront.sql" >/dev/null
 "$bin" local-export --source "$(url storefront)" --out "$work/export" --export-id storefront-bench \
   --rows-per-file "$rows_per_file" --rows-per-row-group 100000 >"$work/export.log" 2>&1
-"$bin" plan --dialect postgres --source-schema "$(url storefront)" --export "$work/export" --out "$work/plan" >/dev/null
+"$bin" plan --source-schema "$(url storefront)" --export "$work/export" --out "$work/plan" >/dev/null
 echo "   export: $(find "$work/export" -name '*.parquet' | wc -l) part files, $(du -sh "$work/export" | cut -f1);" \
   "built in $(printf %.0f "$(echo "$(now) - $t0" | bc)") s"
 
@@ -133,7 +141,7 @@ for ((r = 1; r <= rounds; r++)); do
   psql_ -d postgres -c CHECKPOINT
   c0=$(server_cpu) t0=$(now)
   /usr/bin/time -v -o "$work/snap.time" "$bin" load --export "$work/export" --mapping "$work/plan/mapping.toml" \
-    --target "$(url t_snap)" --report "$work/snap-report.json" "${load_flags[@]}" > "$work/snap.out"
+    --target "$(standin_db t_snap)" --report "$work/snap-report.json" "${load_flags[@]}" > "$work/snap.out"
   t1=$(now)
   record snap "$(echo "$t1 - $t0" | bc)" "$(echo "$(server_cpu) - $c0" | bc)" "$(time_cpu "$work/snap.time")"
   rss=$(rss_kib "$work/snap.time")
@@ -243,12 +251,12 @@ if [ "$big_file" = 1 ]; then
       -c "INSERT INTO bench.blob SELECT g, encode(gen_random_bytes(768), 'base64') FROM generate_series(1, $n) g"
     "$bin" local-export --source "$(url "blob_$size")" --out "$work/blob-$size" --export-id "blob-$size" \
       --rows-per-file $((n + 1)) --rows-per-row-group 100000 >"$work/blob-$size-export.log" 2>&1
-    "$bin" plan --dialect postgres --source-schema "$(url "blob_$size")" --export "$work/blob-$size" --out "$work/blob-$size-plan" >/dev/null
+    "$bin" plan --source-schema "$(url "blob_$size")" --export "$work/blob-$size" --out "$work/blob-$size-plan" >/dev/null
     psql_ -d "t_blob_$size" -f "$work/blob-$size-plan/ddl.sql" >/dev/null
     psql_ -d postgres -c "DROP DATABASE blob_$size" -c CHECKPOINT
     t0=$(now)
     /usr/bin/time -v -o "$work/blob-$size.time" "$bin" load --export "$work/blob-$size" \
-      --mapping "$work/blob-$size-plan/mapping.toml" --target "$(url "t_blob_$size")" "${load_flags[@]}" >/dev/null
+      --mapping "$work/blob-$size-plan/mapping.toml" --target "$(standin_db "t_blob_$size")" "${load_flags[@]}" >/dev/null
     s=$(echo "$(now) - $t0" | bc)
     files=$(find "$work/blob-$size" -name '*.parquet')
     [ "$(echo "$files" | wc -l)" = 1 ] || { echo "error: expected one part file, got: $files" >&2; exit 1; }

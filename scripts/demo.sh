@@ -28,12 +28,10 @@ psql_() { psql -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U postgres "$@"
 # The DSQL stand-in, with DSQL's limits (3,000 rows, 10 MiB, 300 s a transaction; connection
 # count, rate and age), 5% of commits failed with an injected optimistic conflict (40001 OC000)
 # and a 20 ms commit latency. It prints the URL to connect to.
-"$bin" standin --upstream "postgres://postgres@127.0.0.1:$port/postgres" --listen 127.0.0.1:0 \
-  --inject-conflicts 0.05 --commit-latency-ms 20 > "$work/standin.url" 2> "$work/standin.log" &
-standin_pid=$!
-for _ in $(seq 100); do [ -s "$work/standin.url" ] && break; sleep 0.1; done
-dst=$(head -n 1 "$work/standin.url")
-[ -n "$dst" ] || { echo "error: the DSQL stand-in did not start: $(cat "$work/standin.log")" >&2; exit 1; }
+# shellcheck source=scripts/standin.sh
+source "$root/scripts/standin.sh"
+start_standin "$bin" "$port" "$work" --inject-conflicts 0.05 --commit-latency-ms 20
+dst=$standin_url
 
 echo "== 1. the source: storefront with $customers customers and $orders orders (PostgreSQL on 127.0.0.1:$port)"
 psql_ -d postgres -c "CREATE DATABASE storefront"

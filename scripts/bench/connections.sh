@@ -64,12 +64,10 @@ psql_ -d storefront -v customers="$customers" -v orders="$orders" -f "$root/scri
   --out "$work/plan" >/dev/null
 schemas=$(awk -F'"' '/^target_schema/ {print $2}' "$work/plan/mapping.toml" | sort -u)
 
-"$bin" standin --upstream "postgres://postgres@127.0.0.1:$port/postgres" --listen 127.0.0.1:0 \
-  --commit-latency-ms "$latency_ms" --connection-rate off > "$work/standin.url" 2> "$work/standin.log" &
-standin_pid=$!
-for _ in $(seq 100); do [ -s "$work/standin.url" ] && break; sleep 0.1; done
-dst=$(head -n 1 "$work/standin.url")
-[ -n "$dst" ] || { echo "error: the DSQL stand-in did not start: $(cat "$work/standin.log")" >&2; exit 1; }
+# shellcheck source=scripts/standin.sh
+source "$root/scripts/standin.sh"
+start_standin "$bin" "$port" "$work" --commit-latency-ms "$latency_ms" --connection-rate off
+dst=$standin_url
 dst=${dst%/postgres}/target
 echo "== target: the DSQL stand-in ($dst), ${latency_ms} ms a COMMIT, in front of the same server"
 
