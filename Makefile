@@ -7,11 +7,7 @@ CARGO ?= cargo
 CUSTOMERS ?= 10000
 ORDERS ?= 100000
 
-<<<<<<< HEAD
-.PHONY: deps deps-demo build build-release test lint demo bench bench-connections clean check-infra reliability fuzz
-=======
-.PHONY: deps deps-demo build build-release test lint demo bench clean check-infra reliability fuzz check-cdk
->>>>>>> cdk
+.PHONY: deps deps-demo build build-release test lint demo bench bench-connections clean check-infra reliability fuzz check-cdk
 
 # Everything: the demo's needs, plus the AWS emulator, the deployment tools and the npm checks.
 deps:
