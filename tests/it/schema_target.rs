@@ -6,7 +6,6 @@
 
 use snap2dsql::error::Error;
 use snap2dsql::export::Export;
-use snap2dsql::load::{LoadContext, LoadOptions};
 use snap2dsql::local_export::{LocalExportOptions, local_export};
 use snap2dsql::mapping::Mapping;
 use snap2dsql::plan::Plan;
@@ -162,25 +161,7 @@ async fn export_and_plan(
 async fn load_through_standin(export: &Arc<Export>, mapping: &Mapping, url: &str) {
     let mapping = Arc::new(mapping.clone());
     let target = Target::parse(url).await.unwrap();
-    snap2dsql::migrate::prepare_target(&target, &mapping, true)
-        .await
-        .unwrap();
-    let chunks = snap2dsql::chunk::plan_chunks(export, &mapping)
-        .await
-        .unwrap();
-    let (orphans, _) = snap2dsql::load::orphans::scan(export, &mapping)
-        .await
-        .unwrap();
-    let ctx = LoadContext::new(
-        export.clone(),
-        mapping.clone(),
-        target.clone(),
-        orphans,
-        LoadOptions::default(),
-    );
-    snap2dsql::migrate::load_chunks(&ctx, &chunks, 2, &|_, _| {})
-        .await
-        .unwrap();
+    snap2dsql_tests::load_into(export, &mapping, &target).await;
     snap2dsql::migrate::post_load(&target, &mapping)
         .await
         .unwrap();

@@ -619,7 +619,14 @@ pub async fn load_fresh(
     let through = standin.db(prefix);
     let url = standin.direct_url(&through);
     let target = Target::parse(&through).await.unwrap();
-    snap2dsql::migrate::prepare_target(&target, mapping, true)
+    load_into(export, mapping, &target).await;
+    (url, target, standin)
+}
+
+/// Creates the mapping's tables in `target` and loads every chunk of the export into it (2
+/// chunks at a time, default options); no post-load steps.
+pub async fn load_into(export: &Arc<Export>, mapping: &Arc<Mapping>, target: &Target) {
+    snap2dsql::migrate::prepare_target(target, mapping, true)
         .await
         .unwrap();
     let chunks = snap2dsql::chunk::plan_chunks(export, mapping)
@@ -638,5 +645,4 @@ pub async fn load_fresh(
     snap2dsql::migrate::load_chunks(&ctx, &chunks, 2, &|_, _| {})
         .await
         .unwrap();
-    (url, target, standin)
 }
