@@ -71,20 +71,8 @@ INSERT INTO shop.order_lines (order_id, line, sku)
 
 /// `pg_dump` of `url`'s database with `args`, into `path`.
 fn pg_dump(url: &str, args: &[&str], path: &Path) {
-    let out = Command::new(pg().bin_dir.join("pg_dump"))
-        .args(args)
-        .args(["-h", "127.0.0.1", "-U", "postgres", "-p"])
-        .arg(pg().port.to_string())
-        .arg("-f")
-        .arg(path)
-        .arg(db_name(url))
-        .output()
-        .expect("run pg_dump");
-    assert!(
-        out.status.success(),
-        "pg_dump failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let path = path.to_str().expect("a UTF-8 temp path");
+    pg().pg_dump(url, &[args, &["-f", path]].concat());
 }
 
 /// The three dumps a user may have of `url`: plain with data, schema only, custom format.

@@ -389,8 +389,14 @@ impl PgServer {
 
     /// The text of `pg_dump --schema-only` of `url`'s database.
     pub fn schema_dump(&self, url: &str) -> String {
+        String::from_utf8(self.pg_dump(url, &["--schema-only"])).expect("pg_dump output is UTF-8")
+    }
+
+    /// `pg_dump` of `url`'s database with `args` (its output, unless `args` has `-f`).
+    pub fn pg_dump(&self, url: &str, args: &[&str]) -> Vec<u8> {
         let out = Command::new(self.bin_dir.join("pg_dump"))
-            .args(["--schema-only", "-h", "127.0.0.1", "-U", "postgres", "-p"])
+            .args(args)
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-p"])
             .arg(self.port.to_string())
             .arg(db_name(url))
             .output()
@@ -400,7 +406,7 @@ impl PgServer {
             "pg_dump failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8(out.stdout).expect("pg_dump output is UTF-8")
+        out.stdout
     }
 
     /// Runs SQL through `psql` (for fixtures), panicking with psql's message on failure.
