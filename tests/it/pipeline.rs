@@ -16,6 +16,8 @@ use snap2dsql_tests::standin::Standin;
 use snap2dsql_tests::{connect, pg, upload_dir};
 use std::time::{Duration, Instant};
 
+mod metrics;
+
 /// One emulated stack at a time: each runs moto, a proxy and five function processes.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 

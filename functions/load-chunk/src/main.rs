@@ -1,12 +1,14 @@
 //! `load-chunk` (state `LoadChunk`, inside the Distributed Map `LoadChunks`): load one chunk
 //! into the target exactly once, inside DSQL's limits.
 //!
+//! Prints one CloudWatch EMF line per chunk ([`snap2dsql::pipeline::metrics`]).
+//!
 //! Running twice: the target's ledger records every committed batch, so a Retry or a redrive
 //! writes only what is missing ([`snap2dsql::pipeline::steps::load_chunk`]).
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use snap2dsql::pipeline::contract::{ChunkItem, ChunkResult};
-use snap2dsql::pipeline::{Config, steps};
+use snap2dsql::pipeline::{Config, metrics, steps};
 use snap2dsql::target::Target;
 use snap2dsql_lambda::Failure;
 
@@ -28,5 +30,7 @@ async fn handle(
     config: &Config,
     event: LambdaEvent<ChunkItem>,
 ) -> Result<ChunkResult, Failure> {
-    Ok(steps::load_chunk(s3, target, &config.load, &event.payload).await?)
+    let outcome = steps::load_chunk(s3, target, &config.load, &event.payload).await?;
+    metrics::emit_chunk(&outcome);
+    Ok(outcome)
 }

@@ -2,6 +2,8 @@
 //! against the export, write the JSON report to S3, and fail with `Snap2dsql.VerifyMismatch`
 //! naming the differences when anything differs.
 //!
+//! Prints CloudWatch EMF lines per table, mismatch or not ([`snap2dsql::pipeline::metrics`]).
+//!
 //! Running twice: indexes are `IF NOT EXISTS` and the report is rewritten
 //! ([`snap2dsql::pipeline::steps::verify`]).
 

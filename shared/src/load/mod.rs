@@ -174,21 +174,50 @@ impl LoadContext {
     }
 }
 
-/// What loading one chunk did.
-#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+/// What loading one chunk did (the figures of `load-chunk`'s metrics:
+/// [`crate::pipeline::metrics`]).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct ChunkOutcome {
     pub chunk: String,
     pub table: String,
+    /// The mapping's migration id (the ledger's key).
+    #[serde(default)]
+    pub migration: String,
     pub rows_written: u64,
     pub rows_already_committed: u64,
     pub batches_written: u64,
+    /// Encoded binary COPY bytes of the batches written (a batch sent as text or INSERTs after a
+    /// format change counts its binary size).
+    #[serde(default)]
+    pub bytes_written: u64,
+    /// Transactions retried inside this invocation, all classes.
     pub retries: u64,
+    /// The same retries by what failed them.
+    #[serde(default)]
+    pub retries_by_class: RetryCounts,
+    /// Wall time of the load, ledger read included.
+    #[serde(default)]
+    pub seconds: f64,
     /// Orphan references loaded as NULL or as a dangling key, per the mapping.
     pub orphans_loaded: u64,
     /// How the rows went (`binary`, `text`, `insert`: the format of the last committed batch);
     /// absent when the chunk wrote nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<LoadFormat>,
+}
+
+/// Retries of a chunk's transactions by the error class that failed them
+/// ([`crate::error::ErrorClass`]; the other classes are never retried).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct RetryCounts {
+    /// Optimistic concurrency conflicts at commit (40001, OC000, OC001).
+    pub conflict: u64,
+    /// Lost or broken connections.
+    pub connection: u64,
+    /// Connection limits (53300, 53400).
+    pub throttled: u64,
+    /// Transactions past DSQL's 300 s age limit.
+    pub expired: u64,
 }
 
 /// Loads one chunk exactly once (see the module doc). `progress` gets committed row counts.
@@ -198,6 +227,7 @@ pub async fn load_chunk(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<ChunkOutcome> {
     ctx.options.validate()?;
+    let started = std::time::Instant::now();
     let table = ctx
         .mapping
         .table(&chunk.table)
@@ -213,10 +243,12 @@ pub async fn load_chunk(
     let mut outcome = ChunkOutcome {
         chunk: chunk.id.clone(),
         table: chunk.table.clone(),
+        migration: ctx.mapping.migration.id.clone(),
         rows_already_committed: already,
         ..Default::default()
     };
     if already >= chunk.rows {
+        outcome.seconds = started.elapsed().as_secs_f64();
         progress(0);
         return Ok(outcome);
     }
@@ -299,8 +331,11 @@ pub async fn load_chunk(
     let orphans_loaded = produced.unwrap_or(0);
     outcome.rows_written = written.load(Ordering::Relaxed);
     outcome.batches_written = counters.batches.load(Ordering::Relaxed);
+    outcome.bytes_written = counters.bytes.load(Ordering::Relaxed);
     outcome.retries = counters.retries.load(Ordering::Relaxed);
+    outcome.retries_by_class = counters.retries_by_class();
     outcome.orphans_loaded = orphans_loaded;
+    outcome.seconds = started.elapsed().as_secs_f64();
     outcome.format = counters.format.get();
     Ok(outcome)
 }

@@ -18,7 +18,7 @@
 //! [`LoadOptions::connection_max_age`] (DSQL closes them at 60 minutes).
 
 use super::format::{self, FormatDecision, LoadFormat, RawField, Step};
-use super::{LoadOptions, ledger};
+use super::{LoadOptions, RetryCounts, ledger};
 use crate::error::{Error, ErrorClass, Result};
 use crate::target::{Session, Target, within};
 use bytes::Bytes;
@@ -76,8 +76,38 @@ pub(crate) struct Counters {
     pub written: AtomicU64,
     pub retries: AtomicU64,
     pub batches: AtomicU64,
+    /// Encoded binary COPY bytes of the committed batches.
+    pub bytes: AtomicU64,
+    /// Retries by class: conflict, connection, throttled, expired (see [`Counters::retried`]).
+    pub retried: [AtomicU64; 4],
     /// [`LoadFormat`] of the last committed batch, `u8::MAX` before any.
     pub format: LastFormat,
+}
+
+impl Counters {
+    /// Counts one retry of a transaction that failed with `class`.
+    fn retried(&self, class: ErrorClass) {
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        let i = match class {
+            ErrorClass::Conflict => 0,
+            ErrorClass::Connection => 1,
+            ErrorClass::Throttled => 2,
+            // Only the retryable classes get here; the rest never retry.
+            _ => 3,
+        };
+        self.retried[i].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The retries so far, by class.
+    pub fn retries_by_class(&self) -> RetryCounts {
+        let n = |i: usize| self.retried[i].load(Ordering::Relaxed);
+        RetryCounts {
+            conflict: n(0),
+            connection: n(1),
+            throttled: n(2),
+            expired: n(3),
+        }
+    }
 }
 
 /// A [`LoadFormat`] in an atomic, empty until set.
@@ -160,6 +190,9 @@ impl Writer {
             .written
             .fetch_add(batch.rows as u64, Ordering::Relaxed);
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .bytes
+            .fetch_add(batch.data.len() as u64, Ordering::Relaxed);
         self.counters.format.set(format);
         self.format.confirm(format);
     }
@@ -208,7 +241,7 @@ impl Writer {
             }
             tracing::info!(chunk = %self.chunk, %range, attempt, class = ?class, error = %err, "batch failed");
             if self.options.retry_after(&err, &mut attempt).await {
-                self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                self.counters.retried(class);
                 continue;
             }
             let why = match class {

@@ -12,6 +12,7 @@
 //! | `TARGET_URL` | fan-out, load-chunk, verify | `postgres://admin@<id>.dsql.<region>.on.aws/postgres` |
 //! | `LOAD_CONNECTIONS` | load-chunk | writer connections per chunk (default 4) |
 //! | `LOAD_MAX_ATTEMPTS` | load-chunk | attempts per batch inside one invocation (default 16) |
+//! | `METRICS_NAMESPACE` | load-chunk, verify | CloudWatch namespace of the EMF metrics (default `snap2dsql`; read by [`super::metrics::namespace`]) |
 
 use super::failure::StepError;
 use crate::load::{DEFAULT_CONNECTIONS, DEFAULT_MAX_ATTEMPTS, LoadOptions};

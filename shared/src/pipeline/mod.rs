@@ -15,11 +15,13 @@
 //!   `shared/tests/fixtures/pipeline/`).
 //! - [`failure`]: the fixed set of error types the state machine's Retry and Catch name.
 //! - [`config`]: each function's settings from its environment, read once at cold start.
+//! - [`metrics`]: the CloudWatch Embedded Metric Format lines `load-chunk` and `verify` print.
 //! - `rds`: the snapshot and export-task calls (RDS API; cargo feature `rds`).
 //! - [`steps`]: planning, loading and verification over the export in S3.
 pub mod config;
 pub mod contract;
 pub mod failure;
+pub mod metrics;
 #[cfg(feature = "rds")]
 pub mod rds;
 pub mod steps;

@@ -327,6 +327,7 @@ pub async fn verify(
         &|_, _| {},
     )
     .await?;
+    super::metrics::emit_verify(&report);
     let (bucket, _) = split_s3_uri(&fan.run_uri)?;
     let prefix = run_prefix(&input.execution);
     let report_uri = format!("s3://{bucket}/{prefix}/verify-report.json");
