@@ -2,6 +2,9 @@
 //   npx cdk deploy -c dsqlClusterEndpoint=abc123.dsql.us-east-1.on.aws \
 //     -c dsqlClusterArn=arn:aws:dsql:us-east-1:123456789012:cluster/abc123 [-c sourceClusterId=storefront-prod]
 //     [-c functionsDir=dist] [-c stackName=snap2dsql] [-c enableExportCompletedTrigger=true]
+//     [-c notificationEmail=ops@example.com] [-c enableTracing=true] [-c metricsNamespace=snap2dsql]
+//     [-c permissionsBoundaryArn=arn:aws:iam::123456789012:policy/boundary]
+//     [-c sourceSubnetIds=subnet-1,subnet-2 -c sourceSecurityGroupIds=sg-1]
 import { App, CfnOutput, Stack } from 'aws-cdk-lib';
 import { Snap2DsqlMigration } from '../lib';
 
@@ -20,6 +23,7 @@ const stack = new Stack(app, 'Snap2Dsql', {
   description: 'snap2dsql: migrate an Aurora PostgreSQL snapshot export (S3, Parquet) into Amazon Aurora DSQL.',
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
 });
+const ids = (name: string) => context(name)?.split(',').filter((id) => id !== '');
 const number = (name: string) => (context(name) === undefined ? undefined : Number(context(name)));
 const migration = new Snap2DsqlMigration(stack, 'Migration', {
   dsqlClusterEndpoint: required('dsqlClusterEndpoint'),
@@ -32,6 +36,12 @@ const migration = new Snap2DsqlMigration(stack, 'Migration', {
   loadConnections: number('loadConnections'),
   logRetention: number('logRetentionDays'),
   enableExportCompletedTrigger: String(context('enableExportCompletedTrigger')) === 'true',
+  metricsNamespace: context('metricsNamespace'),
+  notificationEmail: context('notificationEmail'),
+  enableTracing: String(context('enableTracing')) === 'true',
+  permissionsBoundaryArn: context('permissionsBoundaryArn'),
+  sourceSubnetIds: ids('sourceSubnetIds'),
+  sourceSecurityGroupIds: ids('sourceSecurityGroupIds'),
 });
 
 new CfnOutput(stack, 'StateMachineArn', {

@@ -6,7 +6,7 @@
 // the other does not make fails that test.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { Duration, RemovalPolicy, Stack, Token } from 'aws-cdk-lib';
+import { Duration, RemovalPolicy, Stack, Tags, Token } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -16,6 +16,14 @@ import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct } from 'constructs';
+import {
+  DEFAULT_METRICS_NAMESPACE,
+  STACK_TAG,
+  includeMonitoring,
+  notificationsKeyStatement,
+  sourceNetworkPolicy,
+  tracingPolicy,
+} from './monitoring';
 import { FUNCTIONS, FunctionName, functionStatements } from './policies';
 
 /** The state machine definition both templates deploy (statemachine/migrate.asl.json). */
@@ -54,15 +62,33 @@ export interface Snap2DsqlMigrationProps {
   readonly namePrefix?: string;
   /** The state machine definition. @default MIGRATE_ASL_PATH */
   readonly definitionPath?: string;
-  // Reserved for issue 12 parts 2 and 3, added as optional props so existing apps keep working:
-  //   monitoring?: { dashboard, alarms, notificationTopic, tracing, ... }
-  //   network?: { vpc, vpcSubnets, securityGroups } for the functions that reach the source.
+  /** CloudWatch namespace of the EMF metrics (SAM: MetricsNamespace). @default 'snap2dsql' */
+  readonly metricsNamespace?: string;
+  /**
+   * Address an SNS topic mails when an execution ends and when an alarm fires (SAM:
+   * NotificationEmail). @default '' (no topic)
+   */
+  readonly notificationEmail?: string;
+  /** X-Ray tracing of the functions and the state machine (SAM: EnableTracing). @default false */
+  readonly enableTracing?: boolean;
+  /** Managed policy set as the permissions boundary of every role (SAM: PermissionsBoundaryArn). @default none */
+  readonly permissionsBoundaryArn?: string;
+  /**
+   * Subnets of the functions that reach the source cluster (fan-out), e.g. the source's private
+   * subnets (SAM: SourceSubnetIds). Requires sourceSecurityGroupIds. @default none (no VPC)
+   */
+  readonly sourceSubnetIds?: string[];
+  /** Security groups of those functions (SAM: SourceSecurityGroupIds). @default none */
+  readonly sourceSecurityGroupIds?: string[];
 }
 
 const ENDPOINT = /^[a-z0-9]+\.dsql\.[a-z0-9-]+\.on\.aws$/;
 const CLUSTER_ARN = /^arn:aws[a-z-]*:dsql:[a-z0-9-]+:[0-9]{12}:cluster\/[a-z0-9]+$/;
 const SOURCE_CLUSTER = /^$|^[a-zA-Z][a-zA-Z0-9-]{0,62}$/;
 const EXPORT_PREFIX = /^[a-zA-Z0-9!_.*'()-]+(\/[a-zA-Z0-9!_.*'()-]+)*$/;
+const METRICS_NAMESPACE = /^[a-zA-Z0-9._\/#:-]{1,255}$/;
+const EMAIL = /^$|^[^@\s]+@[^@\s]+$/;
+const BOUNDARY = /^$|^arn:aws[a-z-]*:iam::[0-9]{12}:policy\/.+$/;
 
 // The checkov skips the SAM template carries on each function, with the same reasons.
 const FUNCTION_CHECKOV_SKIPS = [
@@ -79,7 +105,7 @@ const FUNCTION_CHECKOV_SKIPS = [
   {
     id: 'CKV_AWS_117',
     comment:
-      "not in a VPC; S3, the RDS API and DSQL's public endpoint are reached with IAM auth over TLS, no VPC resource is involved.",
+      "VPC only where needed: fan-out joins the source's VPC when sourceSubnetIds is set; S3, the RDS API and DSQL are reached with IAM auth over TLS.",
   },
   {
     id: 'CKV_AWS_173',
@@ -121,6 +147,17 @@ export class Snap2DsqlMigration extends Construct {
     checkPattern('exportPrefix', exportPrefix, EXPORT_PREFIX);
     checkInteger('loadConcurrency', loadConcurrency, 1, 9999);
     checkInteger('loadConnections', loadConnections, 1, 999);
+    const metricsNamespace = props.metricsNamespace ?? DEFAULT_METRICS_NAMESPACE;
+    const notificationEmail = props.notificationEmail ?? '';
+    const tracing = props.enableTracing ?? false;
+    checkPattern('metricsNamespace', metricsNamespace, METRICS_NAMESPACE);
+    checkPattern('notificationEmail', notificationEmail, EMAIL);
+    checkPattern('permissionsBoundaryArn', props.permissionsBoundaryArn ?? '', BOUNDARY);
+    const subnets = props.sourceSubnetIds ?? [];
+    const securityGroups = props.sourceSecurityGroupIds ?? [];
+    if (subnets.length > 0 && securityGroups.length === 0) {
+      throw new Error('sourceSubnetIds needs sourceSecurityGroupIds');
+    }
     if (!Token.isUnresolved(prefix) && prefix.length > 50) {
       throw new Error(`namePrefix "${prefix}" is longer than 50 characters (it prefixes the resource names)`);
     }
@@ -267,8 +304,18 @@ export class Snap2DsqlMigration extends Construct {
         MAPPING_KEY: props.mappingObjectKey ?? 'mapping.toml',
         TARGET_URL: targetUrl,
       },
-      LoadChunk: { RUST_LOG: 'info', TARGET_URL: targetUrl, LOAD_CONNECTIONS: String(loadConnections) },
-      Verify: { RUST_LOG: 'info', EXPORT_BUCKET: this.bucket.bucketName, TARGET_URL: targetUrl },
+      LoadChunk: {
+        RUST_LOG: 'info',
+        TARGET_URL: targetUrl,
+        LOAD_CONNECTIONS: String(loadConnections),
+        METRICS_NAMESPACE: metricsNamespace,
+      },
+      Verify: {
+        RUST_LOG: 'info',
+        EXPORT_BUCKET: this.bucket.bucketName,
+        TARGET_URL: targetUrl,
+        METRICS_NAMESPACE: metricsNamespace,
+      },
     };
     const refs = {
       bucketArn: this.bucket.bucketArn,
@@ -307,10 +354,20 @@ export class Snap2DsqlMigration extends Construct {
         environment: environment[f.name],
       });
       cfnOf(fn).addMetadata('checkov', { skip: FUNCTION_CHECKOV_SKIPS });
+      // As SAM's Tracing (Active or PassThrough); the X-Ray statements are TracingPolicy's.
+      cfnOf(fn).addPropertyOverride('TracingConfig', { Mode: tracing ? 'Active' : 'PassThrough' });
       functions[f.name] = fn;
     }
     this.functions = functions;
     this.functionRoles = roles;
+    // The source's network (fan-out reads the source catalog), with the ENI actions it then needs.
+    if (subnets.length > 0) {
+      cfnOf(functions.FanOut).addPropertyOverride('VpcConfig', {
+        SubnetIds: subnets,
+        SecurityGroupIds: securityGroups,
+      });
+      sourceNetworkPolicy(this, roles.FanOut);
+    }
 
     // --- State machine ---------------------------------------------------------------------------
     const machineName = `${prefix}-migrate`;
@@ -373,6 +430,21 @@ export class Snap2DsqlMigration extends Construct {
       role: this.stateMachineRole,
       logs: { destination: migrateLogGroup, level: sfn.LogLevel.ERROR, includeExecutionData: false },
     });
+    if (tracing) {
+      cfnOf(this.stateMachine).addPropertyOverride('TracingConfiguration', { Enabled: true });
+      tracingPolicy(this, [...FUNCTIONS.map((f) => roles[f.name]), this.stateMachineRole]);
+    }
+
+    // --- Monitoring (infra/monitoring.yaml), tags, boundary -----------------------------------
+    if (notificationEmail !== '') {
+      this.key.addToResourcePolicy(notificationsKeyStatement());
+    }
+    includeMonitoring(this, {
+      prefix,
+      metricsNamespace,
+      notificationEmail,
+      keyArn: this.key.keyArn,
+    });
 
     // --- Optional: start at the load stage when RDS reports an export completed ----------------
     if (props.enableExportCompletedTrigger) {
@@ -408,6 +480,12 @@ export class Snap2DsqlMigration extends Construct {
           }),
         ],
       });
+    }
+    Tags.of(this).add(STACK_TAG, prefix);
+    if (props.permissionsBoundaryArn) {
+      iam.PermissionsBoundary.of(this).apply(
+        iam.ManagedPolicy.fromManagedPolicyArn(this, 'PermissionsBoundary', props.permissionsBoundaryArn),
+      );
     }
   }
 }

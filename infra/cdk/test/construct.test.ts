@@ -131,8 +131,11 @@ describe('Snap2DsqlMigration with its defaults', () => {
     }
   });
 
-  test('no EventBridge rule unless asked for', () => {
-    template.resourceCountIs('AWS::Events::Rule', 0);
+  test('no EventBridge rule deployed unless asked for: the notification rule is under a false condition', () => {
+    const rules = Object.values(template.findResources('AWS::Events::Rule')) as { Condition?: string }[];
+    assert.equal(rules.length, 1);
+    const condition = template.toJSON().Conditions[rules[0].Condition!];
+    assert.deepEqual(condition, { 'Fn::Not': [{ 'Fn::Equals': ['', ''] }] });
   });
 
   test('each function carries the four justified checkov skips', () => {
@@ -148,7 +151,7 @@ describe('Snap2DsqlMigration props', () => {
   test('the trigger adds the rule, its role may start only this state machine', () => {
     const { stack } = synthesize({ enableExportCompletedTrigger: true });
     const template = Template.fromStack(stack);
-    template.resourceCountIs('AWS::Events::Rule', 1);
+    template.resourceCountIs('AWS::Events::Rule', 2);
     template.hasResourceProperties('AWS::Events::Rule', {
       EventPattern: { source: ['aws.rds'], 'detail-type': ['RDS DB Cluster Snapshot Event'], detail: { EventID: ['RDS-EVENT-0164'] } },
       Targets: [Match.objectLike({ InputTransformer: Match.objectLike({ InputPathsMap: { 'detail-SourceArn': '$.detail.SourceArn' } }) })],
@@ -187,6 +190,58 @@ describe('Snap2DsqlMigration props', () => {
       DefinitionSubstitutions: Match.objectLike({ LoadConcurrency: '32' }),
     });
     template.allResourcesProperties('AWS::Logs::LogGroup', { RetentionInDays: 7 });
+  });
+
+  test('operability: metrics namespace, dashboard, alarms, notifications, tracing, tags, boundary, network', () => {
+    const boundary = 'arn:aws:iam::123456789012:policy/boundary';
+    const { stack } = synthesize({
+      metricsNamespace: 'ops/metrics',
+      notificationEmail: 'ops@example.com',
+      enableTracing: true,
+      permissionsBoundaryArn: boundary,
+      sourceSubnetIds: ['subnet-0a1b2c3d'],
+      sourceSecurityGroupIds: ['sg-0123abcd'],
+    });
+    const template = Template.fromStack(stack);
+    const json = template.toJSON() as { Resources: Record<string, { Type: string; Properties?: Obj }> };
+    for (const name of ['load-chunk', 'verify']) {
+      template.hasResourceProperties('AWS::Lambda::Function', {
+        FunctionName: `snap2dsql-test-${name}`,
+        Environment: { Variables: Match.objectLike({ METRICS_NAMESPACE: 'ops/metrics' }) },
+      });
+    }
+    template.allResourcesProperties('AWS::Lambda::Function', { TracingConfig: { Mode: 'Active' } });
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', { TracingConfiguration: { Enabled: true } });
+    // Only fan-out (the source's catalog) joins the network, and only its role may make ENIs.
+    const inVpc = Object.values(json.Resources).filter((r) => r.Type === 'AWS::Lambda::Function' && r.Properties!.VpcConfig);
+    assert.deepEqual(inVpc.map((r) => r.Properties!.FunctionName), ['snap2dsql-test-fan-out']);
+    assert.deepEqual(inVpc[0].Properties!.VpcConfig, { SubnetIds: ['subnet-0a1b2c3d'], SecurityGroupIds: ['sg-0123abcd'] });
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      PolicyName: 'source-network',
+      Roles: [Match.objectLike({ Ref: Match.stringLikeRegexp('FanOutRole') })],
+    });
+    template.allResourcesProperties('AWS::IAM::Role', { PermissionsBoundary: boundary });
+    template.resourceCountIs('AWS::CloudWatch::Alarm', 13);
+    template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
+    template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
+    template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: { source: ['aws.states'], detail: { status: ['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED'] } },
+    });
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      Namespace: 'AWS/States',
+      MetricName: 'ExecutionsTimedOut',
+      AlarmName: { 'Fn::Sub': 'snap2dsql-test-executions-timed-out' },
+    });
+    const body = JSON.stringify(Object.values(template.findResources('AWS::CloudWatch::Dashboard'))[0]);
+    assert.match(body, /ops\/metrics,Migration/);
+    // Every resource that takes tags carries the stack tag.
+    const untaggable = ['AWS::KMS::Alias', 'AWS::S3::BucketPolicy', 'AWS::IAM::Policy', 'AWS::SNS::Subscription', 'AWS::SNS::TopicPolicy', 'AWS::CDK::Metadata'];
+    for (const [id, r] of Object.entries(json.Resources)) {
+      if (untaggable.includes(r.Type)) continue;
+      const tags = (r.Properties?.Tags ?? []) as { Key: string; Value: unknown }[];
+      assert.ok(tags.some((t) => t.Key === 'snap2dsql:stack'), `${id} (${r.Type}) is not tagged`);
+    }
   });
 
   test('two migrations in one stack, told apart by namePrefix', () => {

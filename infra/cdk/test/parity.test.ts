@@ -2,22 +2,45 @@
 // read now, at test time, so a change to either side that the other does not make fails here.
 // Both are evaluated for the same inputs (the SAM parameters <-> the construct's props) and
 // compared resource by resource (see parity/model.ts): every property of every function, role,
-// log group, the key, the bucket, the state machine (definition and substitutions included) and
-// the rule; every IAM statement as (effect, principal, action, resource, condition) lines.
+// log group, the key, the bucket, the state machine (definition and substitutions included), the
+// rules, and the monitoring resources (SAM's nested infra/monitoring.yaml: dashboard, alarms,
+// topic); every IAM statement as (effect, principal, action, resource, condition) lines; the tags.
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import { differences, modelOf, type Inputs, type Model } from './parity/model';
-import { readSamTemplate, samTransform, type Json, type Template } from './parity/sam';
+import { nestedNames, readSamTemplate, samTransform, type Json, type Template } from './parity/sam';
 import { ACCOUNT, CLUSTER_ARN, ENDPOINT, REGION, SAM_TEMPLATE, STACK_NAME, synthesize } from './support';
 
-// Two configurations: the defaults, and the optional parts on (the trigger, a source cluster).
+// Two configurations: the defaults, and every optional part on (the trigger, a source cluster,
+// notifications, tracing, a permissions boundary, the source's network).
 interface Config {
   readonly trigger: boolean;
   readonly sourceClusterId: string;
+  readonly email: string;
+  readonly tracing: boolean;
+  readonly boundary: string;
+  readonly subnets: string[];
+  readonly securityGroups: string[];
 }
-const DEFAULTS: Config = { trigger: false, sourceClusterId: '' };
-const EVERYTHING: Config = { trigger: true, sourceClusterId: 'storefront-prod' };
+const DEFAULTS: Config = {
+  trigger: false,
+  sourceClusterId: '',
+  email: '',
+  tracing: false,
+  boundary: '',
+  subnets: [],
+  securityGroups: [],
+};
+const EVERYTHING: Config = {
+  trigger: true,
+  sourceClusterId: 'storefront-prod',
+  email: 'ops@example.com',
+  tracing: true,
+  boundary: `arn:aws:iam::${ACCOUNT}:policy/boundary`,
+  subnets: ['subnet-0a1b2c3d', 'subnet-4e5f6a7b'],
+  securityGroups: ['sg-0123abcd'],
+};
 
 const inputs = (c: Config): Inputs => ({
   parameters: {
@@ -25,6 +48,11 @@ const inputs = (c: Config): Inputs => ({
     DsqlClusterArn: CLUSTER_ARN,
     EnableExportCompletedTrigger: String(c.trigger),
     SourceClusterId: c.sourceClusterId,
+    NotificationEmail: c.email,
+    EnableTracing: String(c.tracing),
+    PermissionsBoundaryArn: c.boundary,
+    SourceSubnetIds: c.subnets.join(','),
+    SourceSecurityGroupIds: c.securityGroups.join(','),
   },
   pseudo: {
     'AWS::AccountId': ACCOUNT,
@@ -36,13 +64,27 @@ const inputs = (c: Config): Inputs => ({
 });
 
 const samSource = (): Template => readSamTemplate(SAM_TEMPLATE);
-const samModel = (template: Template, c: Config): Model =>
-  modelOf(samTransform(template, path.dirname(SAM_TEMPLATE)), inputs(c), (id) => id);
+const samModel = (template: Template, c: Config): Model => {
+  const transformed = samTransform(template, path.dirname(SAM_TEMPLATE));
+  const names = nestedNames(transformed);
+  return modelOf(transformed, inputs(c), (id) => names[id] ?? id);
+};
 
 const synths = new Map<Config, ReturnType<typeof synthesize>>();
 function cdkSynth(c: Config) {
   if (!synths.has(c)) {
-    synths.set(c, synthesize({ enableExportCompletedTrigger: c.trigger, sourceClusterId: c.sourceClusterId }));
+    synths.set(
+      c,
+      synthesize({
+        enableExportCompletedTrigger: c.trigger,
+        sourceClusterId: c.sourceClusterId,
+        notificationEmail: c.email,
+        enableTracing: c.tracing,
+        permissionsBoundaryArn: c.boundary || undefined,
+        sourceSubnetIds: c.subnets,
+        sourceSecurityGroupIds: c.securityGroups,
+      }),
+    );
   }
   return synths.get(c)!;
 }
@@ -59,7 +101,7 @@ const inlineStatements = (t: Template, role: string) =>
 
 for (const config of [DEFAULTS, EVERYTHING]) {
   const trigger = config.trigger;
-  describe(`parity with ${config === DEFAULTS ? 'the defaults' : 'the trigger on and a source cluster'}`, () => {
+  describe(`parity with ${config === DEFAULTS ? 'the defaults' : 'every optional part on'}`, () => {
     test('the CDK synthesis deploys what the SAM template deploys', () => {
       const sam = samModel(samSource(), config);
       const cdk = cdkModel(config);
@@ -79,8 +121,27 @@ for (const config of [DEFAULTS, EVERYTHING]) {
         'AWS::Logs::LogGroup': 6,
         'AWS::Lambda::Function': 5,
         'AWS::StepFunctions::StateMachine': 1,
-        ...(trigger ? { 'AWS::Events::Rule': 1 } : {}),
+        'AWS::CloudWatch::Dashboard': 1,
+        'AWS::CloudWatch::Alarm': 13,
+        ...(trigger ? { 'AWS::Events::Rule': 2, 'AWS::SNS::Topic': 1, 'AWS::SNS::Subscription': 1, 'AWS::SNS::TopicPolicy': 1 } : {}),
       });
+      // Every role has the boundary when one is given; every taggable resource the stack tag.
+      for (const [name, entry] of Object.entries(sam)) {
+        const p = (entry.value as Obj).Properties as Obj;
+        if (entry.type === 'AWS::IAM::Role') {
+          assert.equal(p.PermissionsBoundary, trigger ? config.boundary : undefined, name);
+        }
+        if (!['AWS::KMS::Alias', 'AWS::S3::BucketPolicy', 'AWS::SNS::Subscription', 'AWS::SNS::TopicPolicy'].includes(entry.type)) {
+          assert.equal((p.Tags as Obj | undefined)?.['snap2dsql:stack'], STACK_NAME, name);
+        }
+      }
+      const fanOut = (sam.FanOutFunction.value as Obj).Properties as Obj;
+      assert.equal(fanOut.VpcConfig === undefined, !trigger);
+      if (trigger) {
+        const fanOutRole = (sam.FanOutRole.value as Obj).Properties as Obj;
+        assert.ok((fanOutRole.Permissions as string[]).includes('Allow ec2:CreateNetworkInterface on *'));
+        assert.ok(((sam.VerifyRole.value as Obj).Properties as Obj).Permissions!.toString().includes('xray:PutTraceSegments'));
+      }
       // The statements are really there to compare (one line per action and resource).
       const loadChunk = (sam.LoadChunkRole.value as Obj).Properties as Obj;
       assert.ok((loadChunk.Permissions as string[]).includes(`Allow dsql:DbConnectAdmin on ${CLUSTER_ARN}`));
@@ -135,6 +196,16 @@ describe('a deliberate change on one side fails the comparison', () => {
     expectDifference(sam, /^ExportCompletedRule\.Properties\.EventPattern\.detail\.EventID: SAM has 2 items/, EVERYTHING);
   });
 
+  test("a role's boundary, the functions' tracing and a tag dropped in SAM", () => {
+    const sam = clone(samSource());
+    delete props(sam, 'VerifyRole').PermissionsBoundary;
+    delete ((sam.Globals as Obj).Function as Obj).Tracing;
+    props(sam, 'ExportBucket').Tags = [];
+    expectDifference(sam, /^VerifyRole\.Properties\.PermissionsBoundary: SAM undefined, CDK "arn:aws:iam::123456789012:policy\/boundary"$/, EVERYTHING);
+    expectDifference(sam, /^LoadChunkFunction\.Properties\.TracingConfig: SAM undefined/, EVERYTHING);
+    expectDifference(sam, /^ExportBucket\.Properties\.Tags\.snap2dsql:stack: SAM undefined/, EVERYTHING);
+  });
+
   test('a statement dropped from the CDK synthesis', () => {
     const cdk = clone(cdkSynth(DEFAULTS).template);
     const roleId = [...cdkSynth(DEFAULTS).names].find(([, name]) => name === 'SnapshotRole')![0];
@@ -146,7 +217,7 @@ describe('a deliberate change on one side fails the comparison', () => {
 
   test('a SAM feature the comparison does not know is refused, not ignored', () => {
     const sam = clone(samSource());
-    props(sam, 'LoadChunkFunction').Tracing = 'Active';
-    assert.throws(() => samModel(sam, DEFAULTS), /does not know AWS::Serverless::Function property Tracing/);
+    props(sam, 'LoadChunkFunction').ReservedConcurrentExecutions = 10;
+    assert.throws(() => samModel(sam, DEFAULTS), /does not know AWS::Serverless::Function property ReservedConcurrentExecutions/);
   });
 });

@@ -106,20 +106,30 @@ function entryValue(name: string, resource: Resource, props: Obj): Json {
     case 'AWS::Events::Rule':
       p.Targets = asList(p.Targets).map((t) => normalizeTarget(name, t as Obj));
       break;
+    case 'AWS::CloudWatch::Dashboard':
+      // Compared as the JSON it is, whatever the spacing or key order of its text.
+      p.DashboardBody = JSON.parse(String(p.DashboardBody));
+      break;
+    case 'AWS::SNS::TopicPolicy':
+      p.PolicyDocument = statementLines(p.PolicyDocument);
+      break;
   }
+  // Tags as a map: the order SAM or CDK writes them in carries no meaning.
+  if (Array.isArray(p.Tags)) p.Tags = Object.fromEntries(p.Tags.map((t) => [String((t as Obj).Key), (t as Obj).Value]));
   return scalarsAsStrings({ ...attributes, Properties: p });
 }
 
 // A target's Id is a label; an InputTransformer is compared as the JSON it sends, with each
-// <placeholder> written as the event path it stands for.
+// <placeholder> written as the event path it stands for (inside a text template, as {{event:path}}).
 function normalizeTarget(name: string, target: Obj): Json {
   const { Id: _id, InputTransformer, ...rest } = target;
   if (InputTransformer === undefined) return rest;
   const t = InputTransformer as Obj;
   const paths = (t.InputPathsMap ?? {}) as Record<string, string>;
+  const inText = String(t.InputTemplate).startsWith('"');
   const text = String(t.InputTemplate).replace(/<([A-Za-z0-9_.-]+)>/g, (all, key: string) => {
     if (!(key in paths)) throw new Error(`${name}: InputTemplate placeholder ${all} has no InputPathsMap entry`);
-    return JSON.stringify(`event:${paths[key]}`);
+    return inText ? `{{event:${paths[key]}}}` : JSON.stringify(`event:${paths[key]}`);
   });
   return { ...rest, Input: JSON.parse(text) };
 }
@@ -241,7 +251,8 @@ class Resolver {
           if (arg === 'AWS::NoValue') return NO_VALUE;
           return this.ref(String(arg));
         case 'Fn::GetAtt': {
-          const [id, attribute] = arg as string[];
+          // ["Id", "Attr"], or the string form "Id.Attr" (CfnInclude keeps the template's form).
+          const [id, attribute] = typeof arg === 'string' ? [arg.slice(0, arg.indexOf('.')), arg.slice(arg.indexOf('.') + 1)] : (arg as string[]);
           return this.ref(id, attribute);
         }
         case 'Fn::Sub': {
