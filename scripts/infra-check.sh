@@ -90,7 +90,13 @@ def statements(node):
             yield from statements(item)
 
 
-for name, resource in template.get("Resources", {}).items():
+monitoring, matches = decode(monitoring_path)
+if matches:
+    for m in matches:
+        print(m)
+    sys.exit(1)
+both = {**template.get("Resources", {}), **monitoring.get("Resources", {})}
+for name, resource in both.items():
     for st in statements(resource.get("Properties", {})):
         if not isinstance(st, dict):
             continue
@@ -125,7 +131,6 @@ if os.path.exists(asl_path):
 TAG = "snap2dsql:stack"
 UNTAGGABLE = {"AWS::KMS::Alias", "AWS::S3::BucketPolicy", "AWS::IAM::Policy", "AWS::IAM::RolePolicy",
               "AWS::SNS::Subscription", "AWS::SNS::TopicPolicy", "AWS::Serverless::Function"}
-monitoring, _ = decode(monitoring_path)
 globals_tags = template.get("Globals", {}).get("Function", {}).get("Tags", {})
 if TAG not in globals_tags:
     problems.append(f"Globals.Function.Tags has no {TAG}")

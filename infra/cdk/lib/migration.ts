@@ -7,6 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { Duration, RemovalPolicy, Stack, Tags, Token } from 'aws-cdk-lib';
+import type { CfnInclude } from 'aws-cdk-lib/cloudformation-include';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
@@ -131,6 +132,11 @@ export class Snap2DsqlMigration extends Construct {
   public readonly stateMachineRole: iam.Role;
   /** Present when enableExportCompletedTrigger is true. */
   public readonly exportCompletedRule?: events.Rule;
+  /**
+   * infra/monitoring.yaml as included: the dashboard, the alarms and the notification resources
+   * (`monitoring.getResource('NotificationTopic')`, `getResource('Dashboard')`, ...).
+   */
+  public readonly monitoring: CfnInclude;
 
   constructor(scope: Construct, id: string, props: Snap2DsqlMigrationProps) {
     super(scope, id);
@@ -439,7 +445,7 @@ export class Snap2DsqlMigration extends Construct {
     if (notificationEmail !== '') {
       this.key.addToResourcePolicy(notificationsKeyStatement());
     }
-    includeMonitoring(this, {
+    this.monitoring = includeMonitoring(this, {
       prefix,
       metricsNamespace,
       notificationEmail,
