@@ -290,7 +290,9 @@ pub fn emit_chunk(outcome: &ChunkOutcome) {
     chunk_line(namespace(), outcome, now_ms()).print();
 }
 
-/// Prints `verify`'s lines for `report` in this process's namespace.
+/// Prints `verify`'s lines for `report` in this process's namespace. Called by
+/// [`super::steps::verify`] itself, before a mismatch becomes the step's error, so a run that
+/// fails verification still prints its figures (the handler sees only the error then).
 pub fn emit_verify(report: &VerifyReport) {
     for line in verify_lines(namespace(), &VerifyFigures::of(report), now_ms()) {
         line.print();
