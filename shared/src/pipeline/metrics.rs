@@ -14,6 +14,10 @@
 //! step are plain members of the line (searchable in Logs Insights, not dimensions).
 //!
 //! The namespace is `METRICS_NAMESPACE` (the templates set it), [`DEFAULT_NAMESPACE`] otherwise.
+//!
+//! Running twice: a retried or redriven chunk prints its line again, with the rows the first run
+//! committed under `RowsAlreadyCommitted`, so `RowsWritten` still sums to the rows loaded; a
+//! verify run again prints its lines again (a dashboard reads the latest).
 
 use crate::load::ChunkOutcome;
 use crate::verify::VerifyReport;
