@@ -118,8 +118,10 @@ const FUNCTION_CHECKOV_SKIPS = [
 /**
  * The snap2dsql migration pipeline: five Rust Lambdas chained by the migrate state machine (a
  * Distributed Map fans the chunks out), the export bucket and its KMS key, the role RDS assumes
- * to write the export, one least-privilege role and one log group per function, and optionally
- * the EventBridge rule that starts a load when an export completes.
+ * to write the export, one least-privilege role and one log group per function, the dashboard and
+ * alarms of infra/monitoring.yaml, and optionally the EventBridge rule that starts a load when an
+ * export completes, the notification topic, X-Ray tracing, a permissions boundary and the
+ * source's network for fan-out. Every resource carries the tag snap2dsql:stack.
  */
 export class Snap2DsqlMigration extends Construct {
   public readonly key: kms.Key;
