@@ -1,8 +1,10 @@
 //! The CloudWatch EMF lines of an emulated run: what `load-chunk` and `verify` print is valid
 //! EMF in the namespace the stack sets, and its per-table figures agree with the rows that
-//! reached the target (counted upstream of the stand-in) and the conflicts the stand-in injected.
+//! reached the target (counted upstream of the stand-in) and the conflicts the stand-in injected;
+//! a second run over a damaged row prints the rows as already committed and verify's mismatch.
 
 use super::{CLUSTER, ONE_AT_A_TIME, Rehearsal};
+use snap2dsql::pipeline::failure;
 use snap2dsql::pipeline::metrics::{self, emf_violation};
 use snap2dsql::pipeline::rds::rds_id;
 use std::collections::BTreeMap;
@@ -137,4 +139,62 @@ async fn load_chunk_and_verify_print_emf_whose_figures_agree_with_the_target() {
     assert_eq!(run.len(), 1, "{verifies:?}");
     assert_eq!(run[0][metrics::VERIFY_OK], 1.0);
     assert_eq!(run[0][metrics::TABLES_MISMATCHED], 0.0);
+
+    // Damage one order upstream, then run the same export again: every chunk finds its rows
+    // committed (RowsAlreadyCommitted, no RowsWritten), and verify fails yet prints its figures.
+    let client = snap2dsql_tests::connect(&r.direct_url).await;
+    let changed = client
+        .execute(
+            "UPDATE sales.orders SET order_date = order_date + interval '1 day' WHERE old_id = 42",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+    let ended = r
+        .run(
+            "emf-damaged",
+            serde_json::json!({
+                "export_uri": format!("s3://{}/exports/{}", super::BUCKET, rds_id("emf-1")),
+                "wait_seconds": 0
+            }),
+        )
+        .await;
+    assert_eq!(
+        ended.error.as_deref(),
+        Some(failure::VERIFY_MISMATCH),
+        "{ended:?}"
+    );
+    let again = emf_lines(&r.stack.function_logs());
+    let again: Vec<&serde_json::Value> = again[lines.len()..].iter().collect();
+    let reloads: Vec<&serde_json::Value> = again
+        .iter()
+        .copied()
+        .filter(|l| l["step"] == "load-chunk")
+        .collect();
+    assert!(
+        per_table(&reloads, metrics::ROWS_WRITTEN)
+            .values()
+            .all(|n| *n == 0.0)
+    );
+    let none = BTreeMap::new();
+    assert_eq!(
+        sum(&per_table(&reloads, metrics::ROWS_ALREADY_COMMITTED), &none),
+        loaded
+    );
+    let (tables, run): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) = again
+        .iter()
+        .copied()
+        .filter(|l| l["step"] == "verify")
+        .partition(|l| l.get("Table").is_some());
+    let mismatches = per_table(&tables, metrics::MISMATCHES);
+    let differing = per_table(&tables, metrics::DIFFERING_ROWS);
+    for (table, n) in &mismatches {
+        let want = if table == "sales.orders" { 1.0 } else { 0.0 };
+        assert_eq!(*n, want, "{table}: {tables:?}");
+        assert_eq!(differing[table], want, "{table}");
+    }
+    assert_eq!(run.len(), 1, "{again:?}");
+    assert_eq!(run[0][metrics::VERIFY_OK], 0.0);
+    assert_eq!(run[0][metrics::TABLES_MISMATCHED], 1.0);
 }
