@@ -1,7 +1,8 @@
 //! The CloudWatch EMF lines of an emulated run: what `load-chunk` and `verify` print is valid
 //! EMF in the namespace the stack sets, and its per-table figures agree with the rows that
 //! reached the target (counted upstream of the stand-in) and the conflicts the stand-in injected;
-//! a second run over a damaged row prints the rows as already committed and verify's mismatch.
+//! a second run after two rows were taken out prints the rows as already committed and verify's
+//! mismatch.
 
 use super::{CLUSTER, ONE_AT_A_TIME, Rehearsal};
 use snap2dsql::pipeline::failure;
@@ -140,31 +141,18 @@ async fn load_chunk_and_verify_print_emf_whose_figures_agree_with_the_target() {
     assert_eq!(run[0][metrics::VERIFY_OK], 1.0);
     assert_eq!(run[0][metrics::TABLES_MISMATCHED], 0.0);
 
-    // Damage one order upstream, then run the same export again: every chunk finds its rows
+    // Take two orders out upstream, then run the same export again: every chunk finds its rows
     // committed (RowsAlreadyCommitted, no RowsWritten), and verify fails yet prints its figures.
     let client = snap2dsql_tests::connect(&r.direct_url).await;
-    let changed = client
-        .execute(
-            "UPDATE sales.orders SET order_date = order_date + interval '1 day' WHERE old_id = 42",
-            &[],
-        )
+    client
+        .batch_execute("DELETE FROM sales.orders WHERE old_id IN (42, 43)")
         .await
         .unwrap();
-    assert_eq!(changed, 1);
-    let ended = r
-        .run(
-            "emf-damaged",
-            serde_json::json!({
-                "export_uri": format!("s3://{}/exports/{}", super::BUCKET, rds_id("emf-1")),
-                "wait_seconds": 0
-            }),
-        )
-        .await;
-    assert_eq!(
-        ended.error.as_deref(),
-        Some(failure::VERIFY_MISMATCH),
-        "{ended:?}"
-    );
+    let export = format!("s3://{}/exports/{}", super::BUCKET, rds_id("emf-1"));
+    let input = serde_json::json!({"export_uri": export, "wait_seconds": 0});
+    let ended = r.run("emf-damaged", input).await;
+    let error = ended.error.as_deref();
+    assert_eq!(error, Some(failure::VERIFY_MISMATCH), "{ended:?}");
     let again = emf_lines(&r.stack.function_logs());
     let again: Vec<&serde_json::Value> = again[lines.len()..].iter().collect();
     let reloads: Vec<&serde_json::Value> = again
@@ -188,11 +176,11 @@ async fn load_chunk_and_verify_print_emf_whose_figures_agree_with_the_target() {
         .filter(|l| l["step"] == "verify")
         .partition(|l| l.get("Table").is_some());
     let mismatches = per_table(&tables, metrics::MISMATCHES);
-    let differing = per_table(&tables, metrics::DIFFERING_ROWS);
+    let missing = per_table(&tables, metrics::MISSING_ROWS);
     for (table, n) in &mismatches {
-        let want = if table == "sales.orders" { 1.0 } else { 0.0 };
+        let want = if table == "sales.orders" { 2.0 } else { 0.0 };
         assert_eq!(*n, want, "{table}: {tables:?}");
-        assert_eq!(differing[table], want, "{table}");
+        assert_eq!(missing[table], want, "{table}");
     }
     assert_eq!(run.len(), 1, "{again:?}");
     assert_eq!(run[0][metrics::VERIFY_OK], 0.0);
