@@ -326,7 +326,8 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 async fn storefront_migrates_from_a_source_cluster_and_a_rerun_changes_nothing() {
     let _one = ONE_AT_A_TIME.lock().await;
     let r = Rehearsal::new("pl_main", 0.0, &[]).await;
-    let input = serde_json::json!({"source_cluster": CLUSTER, "wait_seconds": 0});
+    let input =
+        serde_json::json!({"source_cluster": CLUSTER, "wait_seconds": 0, "index_wait_seconds": 0});
     // The snapshot function names the export task after the execution.
     for name in ["storefront-1", "storefront-1-again"] {
         r.place_export(&rds_id(name)).await;
@@ -336,22 +337,30 @@ async fn storefront_migrates_from_a_source_cluster_and_a_rerun_changes_nothing()
     let result = r.expect_success(&ended);
     assert!(result.ok);
     assert_eq!(result.rows_verified, 11_000);
-    let by_table = |name: &str| {
-        result
-            .tables
-            .iter()
-            .find(|t| t.source == name)
-            .unwrap()
-            .clone()
-    };
-    assert_eq!(by_table("sales.customers").rows_in_target, 1_000);
-    assert_eq!(by_table("sales.orders").rows_in_target, 10_000);
-    assert!(result.tables.iter().all(|t| t.status == "match"));
+    assert_eq!((result.tables, result.tables_differing), (2, 0));
     assert_eq!(r.count("sales.orders").await, 10_000);
-    // The report object is in S3 and says the same.
+    // The report object is in S3 and says the same, per table.
     let report = r.object_json(&result.report_uri).await;
     assert_eq!(report["ok"], true, "{report}");
     assert_eq!(report["rows_in_export"], 11_000);
+    let by_table = |name: &str| {
+        report["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["source"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_table("sales.customers")["rows_in_target"], 1_000);
+    assert_eq!(by_table("sales.orders")["rows_in_target"], 10_000);
+    assert!(
+        report["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["status"] == "match")
+    );
     // Every function ran; the chunk list went through S3 (22 part files -> 22 chunks).
     let calls = r.stack.invocations();
     for f in ["snapshot", "poll-export", "fan-out", "verify"] {
@@ -397,7 +406,7 @@ async fn conflicts_are_retried_by_the_state_machine_from_an_existing_snapshot() 
     let ended = r
         .run(
             "occ-1",
-            serde_json::json!({"snapshot_arn": arn, "wait_seconds": 0, "max_concurrency": 3}),
+            serde_json::json!({"snapshot_arn": arn, "wait_seconds": 0, "index_wait_seconds": 0, "max_concurrency": 3}),
         )
         .await;
     let result = r.expect_success(&ended);
@@ -440,7 +449,7 @@ async fn the_export_event_path_loads_and_a_damaged_row_fails_verify_with_its_cau
     let ended = r
         .run(
             "from-event",
-            serde_json::json!({"export_source_arn": arn, "wait_seconds": 0}),
+            serde_json::json!({"export_source_arn": arn, "wait_seconds": 0, "index_wait_seconds": 0}),
         )
         .await;
     assert!(r.expect_success(&ended).ok);
@@ -466,7 +475,7 @@ async fn the_export_event_path_loads_and_a_damaged_row_fails_verify_with_its_cau
     let again = r
         .run(
             "from-event-again",
-            serde_json::json!({"export_source_arn": arn, "wait_seconds": 0}),
+            serde_json::json!({"export_source_arn": arn, "wait_seconds": 0, "index_wait_seconds": 0}),
         )
         .await;
     let why = skipped(&again);
@@ -504,7 +513,7 @@ async fn the_export_event_path_loads_and_a_damaged_row_fails_verify_with_its_cau
         let ended = r
             .run(
                 &format!("event-{snap}"),
-                serde_json::json!({"export_source_arn": snap_arn, "wait_seconds": 0}),
+                serde_json::json!({"export_source_arn": snap_arn, "wait_seconds": 0, "index_wait_seconds": 0}),
             )
             .await;
         let why = skipped(&ended);
@@ -532,7 +541,7 @@ async fn the_export_event_path_loads_and_a_damaged_row_fails_verify_with_its_cau
             "after-damage",
             serde_json::json!({
                 "export_uri": format!("s3://{BUCKET}/exports/nightly-export"),
-                "wait_seconds": 0
+                "wait_seconds": 0, "index_wait_seconds": 0
             }),
         )
         .await;
@@ -693,7 +702,7 @@ async fn a_chunk_that_times_out_is_retried_by_the_state_machine() {
         r.run(
             "timeout-1",
             serde_json::json!({
-                "source_cluster": CLUSTER, "wait_seconds": 0, "chunk_timeout_seconds": 2
+                "source_cluster": CLUSTER, "wait_seconds": 0, "index_wait_seconds": 0, "chunk_timeout_seconds": 2
             }),
         ),
         async {
@@ -740,7 +749,7 @@ async fn a_permission_taken_out_of_the_template_fails_the_run_naming_it() {
         .run(
             "no-list",
             serde_json::json!({
-                "export_uri": format!("s3://{BUCKET}/exports/manual-export"), "wait_seconds": 0
+                "export_uri": format!("s3://{BUCKET}/exports/manual-export"), "wait_seconds": 0, "index_wait_seconds": 0
             }),
         )
         .await;
@@ -866,7 +875,7 @@ fn the_state_machine_can_be_redriven_and_times_tasks_out_before_their_functions(
             );
         }
     }
-    assert_eq!(tasks, 5, "five functions, five tasks");
+    assert_eq!(tasks, 9, "nine tasks over the five functions");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -893,7 +902,7 @@ async fn a_load_refused_by_the_target_fails_in_load_chunks_and_a_new_execution_r
         .await
         .unwrap();
     let input = serde_json::json!({
-        "export_uri": format!("s3://{BUCKET}/exports/manual-export"), "wait_seconds": 0
+        "export_uri": format!("s3://{BUCKET}/exports/manual-export"), "wait_seconds": 0, "index_wait_seconds": 0
     });
     let failed = r.run("refused-1", input.clone()).await;
     assert_eq!(failed.status, "FAILED", "{failed:?}");

@@ -120,6 +120,20 @@ impl TablePlan {
     }
 }
 
+/// The order key of a canonical text of a stat column (an integer's value; a date's or time's
+/// position), `None` when the text is not one of the type.
+pub fn order_key(ty: &PgType, text: &str) -> Option<i128> {
+    use super::expect::datetime::{self, OrderKind};
+    match ty {
+        PgType::SmallInt | PgType::Integer | PgType::BigInt => text.parse().ok(),
+        PgType::Date => datetime::order_key(OrderKind::Date, text),
+        PgType::Time => datetime::order_key(OrderKind::Time, text),
+        PgType::Timestamp => datetime::order_key(OrderKind::Timestamp, text),
+        PgType::TimestampTz => datetime::order_key(OrderKind::TimestampTz, text),
+        _ => None,
+    }
+}
+
 /// Which columns get sum / min / max: integers (all three), dates and times (min, max).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatKind {
@@ -137,8 +151,9 @@ pub fn stat_kind(t: &PgType) -> Option<StatKind> {
     }
 }
 
-/// Per-table aggregates, on either side.
-#[derive(Debug, Clone)]
+/// Per-table aggregates, on either side. Serialised as a verify part of the pipeline
+/// ([`super::parts`]): every field adds up over any split of a table's rows.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Agg {
     pub rows: u64,
     pub nulls: Vec<u64>,
@@ -172,6 +187,56 @@ impl Agg {
             a.0 += b.0;
             a.1 = a.1.wrapping_add(b.1);
         }
+    }
+
+    /// Adds `o`'s counts and folds its sums, minimums and maximums into this one's: the
+    /// aggregates of the union of both row sets. Minimums and maximums are compared by the
+    /// order of their canonical texts ([`order_key`]).
+    pub fn absorb(&mut self, o: &Agg, plan: &TablePlan) -> Result<()> {
+        if o.nulls.len() != plan.cols.len() || o.buckets.len() != self.buckets.len() {
+            return Err(Error::Usage(format!(
+                "verify {}: a part has {} columns and {} buckets, the table {} and {}",
+                plan.source,
+                o.nulls.len(),
+                o.buckets.len(),
+                plan.cols.len(),
+                self.buckets.len()
+            )));
+        }
+        self.merge(o);
+        for (i, c) in plan.cols.iter().enumerate() {
+            let Some(kind) = stat_kind(&c.ty) else {
+                continue;
+            };
+            let [sum, min, max] = &o.stat_texts[i];
+            let (Some(min), Some(max)) = (min, max) else {
+                continue;
+            };
+            let mine = &mut self.stat_texts[i];
+            let key = |t: &str| {
+                order_key(&c.ty, t).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "verify {}: {t:?} of column {} has no order as {}",
+                        plan.source, c.name, c.ty
+                    ))
+                })
+            };
+            if mine[1].is_none() {
+                *mine = o.stat_texts[i].clone();
+                continue;
+            }
+            if kind == StatKind::Int {
+                let add = |t: &Option<String>| t.as_deref().map_or(Ok(0), key);
+                mine[0] = Some((add(&mine[0])? + add(sum)?).to_string());
+            }
+            if key(min)? < key(mine[1].as_deref().unwrap_or(min))? {
+                mine[1] = Some(min.clone());
+            }
+            if key(max)? > key(mine[2].as_deref().unwrap_or(max))? {
+                mine[2] = Some(max.clone());
+            }
+        }
+        Ok(())
     }
 
     /// True when count, null counts, fingerprint, sums, minimums and maximums are equal.
