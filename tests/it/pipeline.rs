@@ -43,6 +43,7 @@ struct Rehearsal {
 /// How an execution ended.
 #[derive(Debug)]
 struct Ended {
+    arn: String,
     status: String,
     output: Option<String>,
     error: Option<String>,
@@ -62,6 +63,17 @@ impl Rehearsal {
         env: &[(&str, &str)],
         options: &StackOptions,
     ) -> Rehearsal {
+        Rehearsal::build(prefix, occ, env, options, 250).await
+    }
+
+    /// Part files of 500 rows in row groups of `row_group_rows` (a chunk is whole row groups).
+    async fn build(
+        prefix: &str,
+        occ: f64,
+        env: &[(&str, &str)],
+        options: &StackOptions,
+        row_group_rows: usize,
+    ) -> Rehearsal {
         let source = pg().storefront_db(&format!("{prefix}_src"), 1_000, 10_000);
         let standin = snap2dsql_tests::standin::start().await;
         standin.knobs().set_conflict_fraction(occ);
@@ -74,7 +86,7 @@ impl Rehearsal {
         let export_dir = tempfile::tempdir().unwrap();
         let mut opts = LocalExportOptions::new("placeholder");
         opts.rows_per_file = 500;
-        opts.rows_per_row_group = 250;
+        opts.rows_per_row_group = row_group_rows;
         let client = connect(&source).await;
         local_export(&client, export_dir.path(), &opts, &|_, _| {})
             .await
@@ -189,6 +201,11 @@ impl Rehearsal {
     }
 
     async fn run(&self, name: &str, input: serde_json::Value) -> Ended {
+        self.run_for(name, input, Duration::from_secs(300)).await
+    }
+
+    /// [`Rehearsal::run`], waiting at most `limit`.
+    async fn run_for(&self, name: &str, input: serde_json::Value, limit: Duration) -> Ended {
         let started = self
             .sfn
             .start_execution()
@@ -199,7 +216,7 @@ impl Rehearsal {
             .await
             .unwrap();
         let arn = started.execution_arn().to_string();
-        let deadline = Instant::now() + Duration::from_secs(300);
+        let deadline = Instant::now() + limit;
         loop {
             let d = self
                 .sfn
@@ -211,6 +228,7 @@ impl Rehearsal {
             let status = d.status().as_str().to_string();
             if status != "RUNNING" {
                 return Ended {
+                    arn: arn.clone(),
                     status,
                     output: d.output().map(str::to_string),
                     error: d.error().map(str::to_string),
@@ -219,7 +237,7 @@ impl Rehearsal {
             }
             assert!(
                 Instant::now() < deadline,
-                "execution {name} still RUNNING after 300 s; functions said:\n{}",
+                "execution {name} still RUNNING after {limit:?}; functions said:\n{}",
                 self.stack.function_logs()
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
@@ -234,6 +252,39 @@ impl Rehearsal {
             self.stack.function_logs()
         );
         serde_json::from_str(ended.output.as_deref().unwrap()).expect("verify result")
+    }
+
+    /// The execution's history events: (type, state name when one was entered or exited, size of
+    /// the state's output when one was exited).
+    async fn history(&self, arn: &str) -> Vec<(String, Option<String>, usize)> {
+        let mut out = Vec::new();
+        let mut token = None;
+        loop {
+            let page = self
+                .sfn
+                .get_execution_history()
+                .execution_arn(arn)
+                .max_results(1000)
+                .set_next_token(token)
+                .send()
+                .await
+                .unwrap();
+            for e in page.events() {
+                let entered = e
+                    .state_entered_event_details()
+                    .map(|d| d.name().to_string());
+                let exited = e.state_exited_event_details();
+                out.push((
+                    e.r#type().as_str().to_string(),
+                    entered.or(exited.map(|d| d.name().to_string())),
+                    exited.and_then(|d| d.output()).map_or(0, str::len),
+                ));
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                return out;
+            }
+        }
     }
 
     /// md5 of every target table and the ledger, in a fixed order (read upstream).
@@ -287,6 +338,22 @@ impl Rehearsal {
         let bytes = obj.body.collect().await.unwrap().into_bytes();
         serde_json::from_slice(&bytes).unwrap()
     }
+}
+
+/// The verify function's steps all succeeded but the last, which found rows missing.
+fn assert_verify_failed_by_mismatch(calls: &[(String, Option<String>)]) {
+    let verify: Vec<Option<&str>> = calls
+        .iter()
+        .filter(|(n, _)| n == "verify")
+        .map(|(_, e)| e.as_deref())
+        .collect();
+    assert!(
+        verify.contains(&Some(failure::VERIFY_MISMATCH))
+            && verify
+                .iter()
+                .all(|e| e.is_none() || *e == Some(failure::VERIFY_MISMATCH)),
+        "{calls:?}"
+    );
 }
 
 /// Copies a local export, renaming its metadata files and id to `task_id`.
@@ -730,6 +797,79 @@ async fn a_chunk_that_times_out_is_retried_by_the_state_machine() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_of_over_500_chunks_and_20_verify_parts_passes_with_small_state_outputs() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    // Row groups of 20 rows, 25 a part file: 550 row groups, 550 chunks of 20 rows. Verify
+    // parts of 500 rows: one export part per part file (22), 2 + 20 key ranges of the target.
+    let r = Rehearsal::build("pl_shape", 0.0, &[], &StackOptions::default(), 20).await;
+    r.place_export("shape-export").await;
+    let input = serde_json::json!({
+        "export_uri": format!("s3://{BUCKET}/exports/shape-export"),
+        "wait_seconds": 0, "index_wait_seconds": 1, "max_index_wait_seconds": 600,
+        "chunk_rows": 20, "verify_item_rows": 500
+    });
+    let started = Instant::now();
+    let ended = r.run_for("shape-1", input, Duration::from_secs(900)).await;
+    let result = r.expect_success(&ended);
+    eprintln!("{result:?} in {:?}", started.elapsed());
+    assert!(result.ok);
+    assert_eq!((result.rows_verified, result.tables_differing), (11_000, 0));
+    assert_eq!(r.count("sales.orders").await, 10_000);
+    assert_eq!(r.count("sales.customers").await, 1_000);
+    let chunks = r
+        .object_json(&format!("s3://{BUCKET}/runs/shape-1/chunks.json"))
+        .await;
+    let chunks = chunks.as_array().unwrap().len();
+    assert_eq!(chunks, 550, "chunks");
+    let loads = r
+        .stack
+        .invocations()
+        .iter()
+        .filter(|(n, e)| n == "load-chunk" && e.is_none())
+        .count();
+    assert!(loads >= chunks, "{loads} chunk loads for {chunks} chunks");
+    let items = r
+        .object_json(&format!("s3://{BUCKET}/runs/shape-1/verify-items.json"))
+        .await;
+    let items = items.as_array().unwrap();
+    assert_eq!(items.len() as u64, result.parts);
+    let sides = |side: &str| items.iter().filter(|i| i["item"]["side"] == side).count();
+    assert_eq!((sides("export"), sides("target")), (22, 22), "{items:?}");
+    // Every part's aggregates were combined from S3: one object per item.
+    for i in 0..items.len() {
+        r.object_json(&format!(
+            "s3://{BUCKET}/runs/shape-1/verify-parts/{i:06}.json"
+        ))
+        .await;
+    }
+    // The state never carries a list: the largest state output is a few KiB whatever the
+    // number of chunks and parts, far under the 256 KiB limit.
+    let history = r.history(&ended.arn).await;
+    let largest = history.iter().map(|(_, _, n)| *n).max().unwrap();
+    eprintln!(
+        "{} history events; largest state output {largest} bytes",
+        history.len()
+    );
+    assert!(largest < 8 * 1024, "a state output of {largest} bytes");
+    let entered = |state: &str| {
+        history
+            .iter()
+            .filter(|(t, n, _)| t.ends_with("StateEntered") && n.as_deref() == Some(state))
+            .count()
+    };
+    for state in ["BuildIndexes", "PlanVerify", "VerifyParts", "Verify"] {
+        assert_eq!(entered(state), 1, "{state}");
+    }
+    // The storefront's indexes are jobs: at least one poll of sys.jobs, each after a Wait.
+    let polls = entered("PollIndexes");
+    eprintln!("PollIndexes ran {polls} times");
+    assert!(
+        polls >= 1 && entered("WaitForIndexes") == polls,
+        "{polls} polls"
+    );
+}
+
 /// The stack's resolved template (`tests/cfn_stack.py json`).
 fn template() -> serde_json::Value {
     snap2dsql_tests::stack::resolved_template(BUCKET).unwrap_or_else(|e| panic!("{e}"))
@@ -771,13 +911,7 @@ async fn a_permission_taken_out_of_the_template_fails_the_run_naming_it() {
     // moto's Distributed Map applies no ToleratedFailurePercentage (failed children leave null
     // results and the Map succeeds), so here the execution fails at Verify; on AWS the Map Run
     // fails at the first failed chunk.
-    assert!(
-        calls
-            .iter()
-            .filter(|(n, _)| n == "verify")
-            .all(|(_, e)| e.as_deref() == Some(failure::VERIFY_MISMATCH)),
-        "{calls:?}"
-    );
+    assert_verify_failed_by_mismatch(&calls);
     let logs = r.stack.function_logs();
     assert!(
         logs.contains(&format!(
@@ -920,13 +1054,7 @@ async fn a_load_refused_by_the_target_fails_in_load_chunks_and_a_new_execution_r
     // moto applies no ToleratedFailurePercentage: its Map succeeds with the failed children's
     // results null and the execution fails at Verify (rows missing); on AWS it fails at
     // LoadChunks. Either way the failed chunks are in LoadChunks, as the invocations show.
-    assert!(
-        calls
-            .iter()
-            .filter(|(n, _)| n == "verify")
-            .all(|(_, e)| e.as_deref() == Some(failure::VERIFY_MISMATCH)),
-        "{calls:?}"
-    );
+    assert_verify_failed_by_mismatch(&calls);
     let partial = r.count("sales.orders").await;
     eprintln!(
         "first execution: {:?} / {:?}; {partial} of 10000 orders committed",
