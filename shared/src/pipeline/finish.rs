@@ -17,9 +17,6 @@ use super::failure::{DEADLINE_EXCEEDED, StepError, VERIFY_MISMATCH};
 use super::steps::{
     get_orphan_sets, get_uri, json, mapping_at, open_export, put_orphan_sets, run_prefix,
 };
-use crate::error::Error;
-use crate::mapping::Mapping;
-use crate::post_load::jobs::JobState;
 use crate::post_load::{self, PostLoadOptions, SubmittedJob};
 use crate::store::{Store, split_s3_uri};
 use crate::target::Target;
@@ -47,8 +44,9 @@ fn run_store(s3: &aws_sdk_s3::Client, input: &StepInput) -> Result<(Store, Strin
 }
 
 /// `BuildIndexes`: submits the first wave of post-load jobs (indexes, constraint validations)
-/// and returns the loop's state. A wave without jobs (constraints only) is done at once, and
-/// the next submitted; after the last wave the identities are restarted and `done` is set.
+/// and returns the loop's state ([`post_load::Progress::start`]). A wave without jobs
+/// (constraints only) is done at once, and the next submitted; after the last wave the
+/// identities are restarted and `done` is set.
 ///
 /// Running twice: a job already submitted for the same object and still running is adopted,
 /// an object already built counts as done ([`crate::post_load`]); the jobs list is rewritten.
@@ -60,51 +58,43 @@ pub async fn build_indexes(
     input.state.validate()?;
     let mapping = mapping_at(s3, &fan_out_of(input)?.mapping_uri).await?;
     let (run, run_uri) = run_store(s3, input)?;
+    let progress =
+        post_load::Progress::start(target, &mapping, &PostLoadOptions::default()).await?;
     let deadline = deadline_of(None, input.state.max_index_wait_seconds, chrono::Utc::now())?;
-    let status = PostLoadStatus {
-        wave: 0,
-        waves: post_load::waves(&mapping).len() as u64,
-        statements: 0,
-        jobs: 0,
-        pending: 0,
-        jobs_uri: format!("{run_uri}/post-load-jobs.json"),
-        done: false,
-        deadline: rfc3339(deadline),
-        polls: 0,
-    };
-    advance(target, &mapping, &run, status).await
+    run.put("post-load-jobs.json", json(&progress.jobs)?)
+        .await?;
+    Ok(status_of(
+        &progress,
+        format!("{run_uri}/post-load-jobs.json"),
+        rfc3339(deadline),
+        0,
+    ))
 }
 
-/// Submits wave `status.wave` and the ones after it until one has jobs to wait for; after the
-/// last, restarts the identities.
-async fn advance(
-    target: &Target,
-    mapping: &Mapping,
-    run: &Store,
-    mut status: PostLoadStatus,
-) -> Result<PostLoadStatus, StepError> {
-    let options = PostLoadOptions::default();
-    let waves = post_load::waves(mapping);
-    while let Some(wave) = waves.get(status.wave as usize) {
-        let submitted = post_load::submit(target, wave, &options).await?;
-        status.statements += submitted.statements as u64;
-        run.put("post-load-jobs.json", json(&submitted.jobs)?)
-            .await?;
-        status.jobs = submitted.jobs.len() as u64;
-        status.pending = status.jobs;
-        if status.pending > 0 {
-            return Ok(status);
-        }
-        status.wave += 1;
+/// The loop's state in the execution's state: counts, the jobs' URI.
+fn status_of(
+    p: &post_load::Progress,
+    jobs_uri: String,
+    deadline: String,
+    polls: u64,
+) -> PostLoadStatus {
+    PostLoadStatus {
+        wave: p.wave as u64,
+        waves: p.waves as u64,
+        statements: p.statements as u64,
+        jobs: p.jobs.len() as u64,
+        pending: if p.done { 0 } else { p.running.len() as u64 },
+        jobs_uri,
+        done: p.done,
+        deadline,
+        polls,
     }
-    status.statements += post_load::restart_identities(target, mapping, &options).await? as u64;
-    status.done = true;
-    Ok(status)
 }
 
-/// `PollIndexes`: reads the current wave's jobs from `sys.jobs` once. A failed job fails the
-/// step naming it; a built wave moves on to the next ([`advance`]); past the deadline, or
-/// [`MAX_INDEX_POLLS`], the step fails with [`DEADLINE_EXCEEDED`] naming the jobs still running.
+/// `PollIndexes`: reads the current wave's jobs from `sys.jobs` once
+/// ([`post_load::Progress::poll`]). A failed job fails the step naming it; a built wave moves
+/// on to the next; past the deadline, or [`MAX_INDEX_POLLS`], the step fails with
+/// [`DEADLINE_EXCEEDED`] naming the jobs still running.
 ///
 /// Running twice: reads only, unless the wave is built, when the next wave's submission adopts
 /// what a first run submitted.
@@ -113,55 +103,54 @@ pub async fn poll_indexes(
     target: &Target,
     input: &StepInput,
 ) -> Result<PostLoadStatus, StepError> {
-    let mut status = input
+    let status = input
         .state
         .post_load
-        .clone()
+        .as_ref()
         .ok_or_else(|| StepError::fatal("the state has no post_load status to poll"))?;
     let mapping = mapping_at(s3, &fan_out_of(input)?.mapping_uri).await?;
     let (run, _) = run_store(s3, input)?;
     let jobs: Vec<SubmittedJob> = serde_json::from_slice(&get_uri(s3, &status.jobs_uri).await?)
         .map_err(|e| StepError::fatal(format!("{}: not a job list: {e}", status.jobs_uri)))?;
-    let states = post_load::poll(target, &jobs).await?;
-    status.polls += 1;
-    let mut running = Vec::new();
-    for (job, state) in jobs.iter().zip(states) {
-        match state {
-            JobState::Failed { status: s, details } => {
-                return Err(Error::JobFailed {
-                    what: job.what.clone(),
-                    job: job.job.to_string(),
-                    status: s,
-                    details,
-                }
-                .into());
-            }
-            JobState::Pending { status: s } => running.push(format!("{} ({s})", job.what)),
-            // Missing: the job log no longer lists a finished job.
-            JobState::Succeeded | JobState::Missing => {}
-        }
+    let before = post_load::Progress {
+        wave: status.wave as usize,
+        waves: status.waves as usize,
+        statements: status.statements as usize,
+        jobs,
+        running: Vec::new(),
+        done: status.done,
+    };
+    let wave = before.wave;
+    let progress = before
+        .poll(target, &mapping, &PostLoadOptions::default())
+        .await?;
+    if progress.wave != wave {
+        run.put("post-load-jobs.json", json(&progress.jobs)?)
+            .await?;
     }
-    status.pending = running.len() as u64;
-    if running.is_empty() {
-        status.wave += 1;
-        return advance(target, &mapping, &run, status).await;
-    }
+    let out = status_of(
+        &progress,
+        status.jobs_uri.clone(),
+        status.deadline.clone(),
+        status.polls + 1,
+    );
     let deadline = deadline_of(Some(&status.deadline), 0, chrono::Utc::now())?;
-    if chrono::Utc::now() > deadline || status.polls >= MAX_INDEX_POLLS {
+    let late = chrono::Utc::now() > deadline || out.polls >= MAX_INDEX_POLLS;
+    if out.wave == status.wave && !out.done && late {
         return Err(StepError::new(
             DEADLINE_EXCEEDED,
             format!(
                 "post-load wave {} of {} still running after the deadline {} (max_index_wait_seconds = {}, {} polls of at most {MAX_INDEX_POLLS}): {}",
-                status.wave + 1,
-                status.waves,
-                status.deadline,
+                out.wave + 1,
+                out.waves,
+                out.deadline,
                 input.state.max_index_wait_seconds,
-                status.polls,
-                running.join(", ")
+                out.polls,
+                progress.running.join(", ")
             ),
         ));
     }
-    Ok(status)
+    Ok(out)
 }
 
 /// `PlanVerify`: cuts each table into verify parts ([`parts::plan_items`]) and writes them as

@@ -160,15 +160,18 @@ pub async fn fan_out(
             )
         }
     };
-    migrate::prepare_target(target, &mapping, state.create_tables).await?;
-    let chunks = match state.chunk_rows {
-        Some(rows) => {
-            crate::chunk::plan_chunks_with(&export, &mapping, rows, crate::chunk::CHUNK_MAX_BYTES)
-                .await?
-        }
-        None => crate::chunk::plan_chunks(&export, &mapping).await?,
-    };
-    let (orphans, reports) = crate::load::orphans::scan(&export, &mapping).await?;
+    let migrate::Planned {
+        chunks,
+        orphans,
+        orphan_reports: reports,
+    } = migrate::plan(
+        &export,
+        &mapping,
+        target,
+        state.create_tables,
+        state.chunk_rows,
+    )
+    .await?;
     for r in &reports {
         tracing::warn!(
             table = %r.table, column = %r.column, parent = %r.parent, count = r.count,
