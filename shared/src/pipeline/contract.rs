@@ -1,10 +1,12 @@
 //! The payloads between the state machine's states: one serde type per JSON shape.
 //!
-//! Every task state of the main flow gets `{"execution": $$.Execution.Name, "state": $}` and
-//! writes its result under its own key of the state (`ResultPath`), so the state grows as the
-//! execution goes: `snapshot`, `export`, `fan_out`, `load`, `verify`. The Distributed Map's items
-//! are [`ChunkItem`]s, read from S3 (never passed inline: a state's payload is capped at
-//! 256 KiB). Field names are a contract with the ASL file, the README and the fixtures under
+//! Every task state of the main flow gets `{"execution": $$.Execution.Name, "state": $}` (the
+//! `verify` function's states add a `step`: [`VerifyRequest`]) and writes its result under its
+//! own key of the state (`ResultPath`), so the state grows as the execution goes: `snapshot`,
+//! `export`, `fan_out`, `load`, `post_load`, `verify_plan`, `verify_parts`, `verify`. Every
+//! result is counts and S3 URIs, never a list, so the state stays a few KiB (a state's payload
+//! is capped at 256 KiB). The Distributed Maps' items are [`ChunkItem`]s and
+//! [`VerifyRequest::VerifyPart`]s, read from S3. Field names are a contract with the ASL file, the README and the fixtures under
 //! `shared/tests/fixtures/pipeline/`: rename nothing without changing all of them.
 
 use crate::chunk::Chunk;

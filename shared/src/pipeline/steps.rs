@@ -1,9 +1,10 @@
-//! The data half of the pipeline: plan the chunks of a completed export (fan-out), load one
-//! chunk (load-chunk), build the post-load indexes and verify every row (verify).
+//! The data half of the pipeline: plan the chunks of a completed export (fan-out, step 1 of
+//! [`crate::migrate`]) and load one chunk (load-chunk, step 2); the steps after the load are in
+//! [`super::finish`].
 //!
 //! A run's objects live beside the export, under `s3://<bucket>/runs/<execution>/`:
-//! `chunks.json` (the Distributed Map's items), `orphans.json` (when there are orphans),
-//! `mapping.toml` (when the mapping was planned here) and `verify-report.json`.
+//! `chunks.json` (the Distributed Map's items), `orphans.json` (when there are orphans) and
+//! `mapping.toml` (when the mapping was planned here).
 
 use super::config::Config;
 use super::contract::{ChunkItem, ChunkResult, FanOutResult, OrphanSet, StepInput};
