@@ -865,9 +865,16 @@ async fn verify_in_parts(
         .unwrap();
     let mut combiner = parts::Combiner::new(mapping, &options).unwrap();
     for item in &items {
-        let part = parts::run_item(export.clone(), mapping, target, &nulled, item, &options)
-            .await
-            .unwrap();
+        let part = parts::run_item(
+            Some(export.clone()),
+            mapping,
+            target,
+            &nulled,
+            item,
+            &options,
+        )
+        .await
+        .unwrap();
         // Through its JSON, as the part objects in S3 carry it.
         let json = serde_json::to_vec(&part).unwrap();
         combiner

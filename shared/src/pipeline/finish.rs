@@ -224,11 +224,18 @@ pub async fn verify_part(
     target: &Target,
     input: &VerifyPartInput,
 ) -> Result<VerifyPartResult, StepError> {
-    let export = open_export(s3, &input.export_uri, input.database.as_deref()).await?;
+    // A target part reads the target alone: the export is opened (and listed) for export
+    // parts only.
+    let export = match &input.item.side {
+        Side::Export { .. } => Some(Arc::new(
+            open_export(s3, &input.export_uri, input.database.as_deref()).await?,
+        )),
+        Side::Target { .. } => None,
+    };
     let mapping = mapping_at(s3, &input.mapping_uri).await?;
     let nulled = get_orphan_sets(s3, input.nulled_uri.as_deref()).await?;
     let part = parts::run_item(
-        Arc::new(export),
+        export,
         &mapping,
         target,
         &nulled,

@@ -332,9 +332,10 @@ async fn int_bounds(target: &Target, plan: &TablePlan, column: &str) -> Result<O
     })
 }
 
-/// The aggregates of one part. Read-only: running it twice computes the same.
+/// The aggregates of one part. `export` is needed by export parts only (a target part reads
+/// the target alone). Read-only: running it twice computes the same.
 pub async fn run_item(
-    export: Arc<Export>,
+    export: Option<Arc<Export>>,
     mapping: &Mapping,
     target: &Target,
     nulled: &Nulled,
@@ -350,6 +351,12 @@ pub async fn run_item(
     let plan = Arc::new(TablePlan::new(t)?);
     let agg = match &item.side {
         Side::Export { units } => {
+            let export = export.ok_or_else(|| {
+                Error::Usage(format!(
+                    "verify item of {}: an export part without the export",
+                    item.table
+                ))
+            })?;
             let side = Arc::new(ExportSide {
                 export,
                 plan: plan.clone(),
