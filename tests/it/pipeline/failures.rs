@@ -120,3 +120,38 @@ async fn a_load_refused_by_the_target_fails_in_load_chunks_and_a_new_execution_r
     assert_eq!((rows, distinct), (10_000, 10_000), "every row exactly once");
     assert_eq!(r.count("sales.customers").await, 1_000);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn index_builds_past_their_deadline_fail_naming_the_jobs_still_running() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    // Every index job takes at least a minute; the loop may wait 2 s.
+    let r = Rehearsal::build("pl_jobs", 0.0, &[], &StackOptions::default(), 250, |c| {
+        c.unknowns.min_job_duration = Duration::from_secs(60)
+    })
+    .await;
+    r.place_export("jobs-export").await;
+    let ended = r
+        .run(
+            "jobs-late",
+            serde_json::json!({
+                "export_uri": format!("s3://{BUCKET}/exports/jobs-export"),
+                "wait_seconds": 0, "index_wait_seconds": 1, "max_index_wait_seconds": 2
+            }),
+        )
+        .await;
+    assert_eq!(ended.status, "FAILED", "{ended:?}");
+    assert_eq!(
+        ended.error.as_deref(),
+        Some(failure::DEADLINE_EXCEEDED),
+        "{ended:?}"
+    );
+    let cause = ended.cause.unwrap_or_default();
+    assert!(
+        cause.contains("still running after the deadline")
+            && cause.contains("max_index_wait_seconds = 2")
+            && cause.contains("index "),
+        "{cause}"
+    );
+    // Everything was loaded first: only the index loop ran out of time.
+    assert_eq!(r.count("sales.orders").await, 10_000);
+}

@@ -67,19 +67,21 @@ impl Rehearsal {
         env: &[(&str, &str)],
         options: &StackOptions,
     ) -> Rehearsal {
-        Rehearsal::build(prefix, occ, env, options, 250).await
+        Rehearsal::build(prefix, occ, env, options, 250, |_| {}).await
     }
 
-    /// Part files of 500 rows in row groups of `row_group_rows` (a chunk is whole row groups).
+    /// Part files of 500 rows in row groups of `row_group_rows` (a chunk is whole row groups);
+    /// `configure` adjusts the stand-in's configuration.
     async fn build(
         prefix: &str,
         occ: f64,
         env: &[(&str, &str)],
         options: &StackOptions,
         row_group_rows: usize,
+        configure: impl FnOnce(&mut snap2dsql_tests::standin::Config),
     ) -> Rehearsal {
         let source = pg().storefront_db(&format!("{prefix}_src"), 1_000, 10_000);
-        let standin = snap2dsql_tests::standin::start().await;
+        let standin = snap2dsql_tests::standin::start_with(configure).await;
         standin.knobs().set_conflict_fraction(occ);
         let through = standin.db(&format!("{prefix}_dst"));
         let direct_url = standin.direct_url(&through);

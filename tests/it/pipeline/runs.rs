@@ -416,7 +416,7 @@ async fn a_run_of_over_500_chunks_and_20_verify_parts_passes_with_small_state_ou
     let _one = ONE_AT_A_TIME.lock().await;
     // Row groups of 20 rows, 25 a part file: 550 row groups, 550 chunks of 20 rows. Verify
     // parts of 500 rows: one export part per part file (22), 2 + 20 key ranges of the target.
-    let r = Rehearsal::build("pl_shape", 0.0, &[], &StackOptions::default(), 20).await;
+    let r = Rehearsal::build("pl_shape", 0.0, &[], &StackOptions::default(), 20, |_| {}).await;
     r.place_export("shape-export").await;
     let input = serde_json::json!({
         "export_uri": format!("s3://{BUCKET}/exports/shape-export"),
