@@ -256,3 +256,61 @@ pub struct Entry {
     pub hash: u64,
     pub texts: Vec<Option<String>>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> TablePlan {
+        let col = |name: &str, ty: PgType| Col {
+            name: name.into(),
+            ty,
+        };
+        TablePlan {
+            source: "public.t".into(),
+            target: "public.t".into(),
+            qualified: "\"public\".\"t\"".into(),
+            cols: vec![
+                col("n", PgType::BigInt),
+                col("d", PgType::Date),
+                col("s", PgType::Text),
+            ],
+            key: vec![0],
+            has_primary_key: true,
+            keep_old: None,
+        }
+    }
+
+    fn part(rows: u64, n: [&str; 3], d: [&str; 2]) -> Agg {
+        let mut a = Agg::new(3);
+        a.rows = rows;
+        a.nulls = vec![0, 1, rows];
+        a.sum = rows.wrapping_mul(u64::MAX / 3);
+        a.buckets[7] = (rows, a.sum);
+        a.stat_texts[0] = n.map(|t| Some(t.to_string()));
+        a.stat_texts[1] = [None, Some(d[0].into()), Some(d[1].into())];
+        a
+    }
+
+    #[test]
+    fn parts_absorb_into_the_aggregates_of_their_union() {
+        let plan = plan();
+        let mut whole = Agg::new(3);
+        let a = part(2, ["19", "9", "10"], ["2020-01-10", "2021-03-01"]);
+        let b = part(3, ["-4", "-7", "3"], ["1999-12-31", "2020-01-09"]);
+        for p in [&Agg::new(3), &a, &Agg::new(3), &b] {
+            whole.absorb(p, &plan).unwrap();
+        }
+        assert_eq!((whole.rows, whole.nulls.clone()), (5, vec![0, 2, 5]));
+        assert_eq!(whole.sum, a.sum.wrapping_add(b.sum));
+        assert_eq!(whole.buckets[7], (5, a.sum.wrapping_add(b.sum)));
+        // By value, not by text: "-7" < "9" and "10" > "3", though "10" < "3" as text.
+        let texts = |i: usize| whole.stat_texts[i].clone().map(|t| t.unwrap_or_default());
+        assert_eq!(texts(0), ["15", "-7", "10"]);
+        assert_eq!(texts(1), ["", "1999-12-31", "2021-03-01"]);
+        assert_eq!(whole.stat_texts[2], [None, None, None]);
+        // A part of another shape is refused, naming the table.
+        let e = whole.absorb(&Agg::new(2), &plan).unwrap_err();
+        assert!(e.to_string().contains("public.t"), "{e}");
+    }
+}
