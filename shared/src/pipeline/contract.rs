@@ -92,7 +92,7 @@ pub struct RunState {
     /// Bound on waiting for the snapshot and the export together.
     #[serde(default = "default_max_wait")]
     pub max_wait_seconds: u64,
-    /// Chunks loaded at once (the Distributed Map's MaxConcurrencyPath).
+    /// Chunks loaded, and verify parts run, at once (both Distributed Maps' MaxConcurrencyPath).
     #[serde(default = "default_concurrency")]
     pub max_concurrency: u64,
     /// Create the target schemas and tables before loading.
