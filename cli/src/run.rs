@@ -2,18 +2,16 @@
 
 use crate::args::{ExportArgs, RunArgs, StatusArgs};
 use crate::report::TableBars;
-use snap2dsql::chunk::plan_chunks_with;
 use snap2dsql::error::{Error, Result};
 use snap2dsql::export::Export;
+use snap2dsql::load::LoadOptions;
 use snap2dsql::load::format::{FormatReport, LoadFormat};
-use snap2dsql::load::{LoadContext, LoadOptions};
 use snap2dsql::mapping::Mapping;
 use snap2dsql::migrate;
 use snap2dsql::schema::SourceSchema;
 use snap2dsql::target::{Target, TargetOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The given mapping, or a fresh plan of the export.
@@ -132,62 +130,19 @@ pub async fn run(a: RunArgs, full: bool) -> Result<ExitCode> {
     let export = Export::open(&a.export.export, a.export.database.as_deref()).await?;
     let mapping = mapping_for(&a.export, &a.mapping, &export).await?;
     let target = Target::parse_with(&a.target, target_options).await?;
-    migrate::prepare_target(&target, &mapping, a.create_tables).await?;
-    let chunks = plan_chunks_with(
-        &export,
-        &mapping,
-        a.chunk_rows,
-        snap2dsql::chunk::CHUNK_MAX_BYTES,
-    )
-    .await?;
-    let (orphans, orphan_reports) = snap2dsql::load::orphans::scan(&export, &mapping).await?;
-    for r in &orphan_reports {
-        eprintln!(
-            "orphans: {} rows of {}.{} reference a missing {} row: loaded per on_orphan = {:?}",
-            r.count, r.table, r.column, r.parent, r.on_orphan
-        );
-        for e in &r.examples {
-            eprintln!("  {e}");
-        }
-    }
-    let ctx = LoadContext::new(
-        Arc::new(export),
-        Arc::new(mapping),
-        target,
-        orphans,
-        options,
-    );
-    let bars = TableBars::new(&ctx.mapping, &chunks);
-    let load_started = Instant::now();
-    let outcomes = migrate::load_chunks(&ctx, &chunks, a.parallel_chunks, &|table, rows| {
-        bars.add(table, rows)
-    })
-    .await;
-    bars.finish();
-    let outcomes = outcomes?;
-    let load_seconds = load_started.elapsed().as_secs_f64();
+    let run_options = migrate::RunOptions {
+        create_tables: a.create_tables,
+        chunk_rows: Some(a.chunk_rows),
+        parallel_chunks: a.parallel_chunks,
+        full,
+    };
+    let observer = Progress::default();
+    let done = migrate::run(export, mapping, target, options, &run_options, &observer).await?;
+    let (ctx, chunks, outcomes, verified) = (done.ctx, done.chunks, done.outcomes, done.verified);
+    let (load_seconds, post_load) = (done.load_seconds, done.post_load_statements);
+    let orphan_reports = done.orphan_reports;
     let written: u64 = outcomes.iter().map(|o| o.rows_written).sum();
     let load_format = ctx.format.report(written > 0);
-    let post_load = if full {
-        migrate::post_load(&ctx.target, &ctx.mapping).await?
-    } else {
-        0
-    };
-    // run: row-level verification decides each table's status; load: counts only.
-    let verified = if full {
-        Some(
-            snap2dsql::verify::verify(
-                ctx.export.clone(),
-                ctx.mapping.clone(),
-                &ctx.target,
-                &snap2dsql::verify::VerifyOptions::default(),
-                &|_, _| {},
-            )
-            .await?,
-        )
-    } else {
-        None
-    };
     let counts = match &verified {
         Some(v) => v
             .tables
@@ -239,6 +194,39 @@ pub async fn run(a: RunArgs, full: bool) -> Result<ExitCode> {
     } else {
         eprintln!("error: some tables do not match the export (see the tables above)");
         Ok(ExitCode::from(1))
+    }
+}
+
+/// The CLI's view of [`migrate::run`]: orphan messages once planned, a bar per table.
+#[derive(Default)]
+struct Progress {
+    bars: std::sync::OnceLock<TableBars>,
+}
+
+impl migrate::Observer for Progress {
+    fn planned(&self, mapping: &Mapping, planned: &migrate::Planned) {
+        for r in &planned.orphan_reports {
+            eprintln!(
+                "orphans: {} rows of {}.{} reference a missing {} row: loaded per on_orphan = {:?}",
+                r.count, r.table, r.column, r.parent, r.on_orphan
+            );
+            for e in &r.examples {
+                eprintln!("  {e}");
+            }
+        }
+        let _ = self.bars.set(TableBars::new(mapping, &planned.chunks));
+    }
+
+    fn rows(&self, table: &str, rows: u64) {
+        if let Some(b) = self.bars.get() {
+            b.add(table, rows);
+        }
+    }
+
+    fn loaded(&self) {
+        if let Some(b) = self.bars.get() {
+            b.finish();
+        }
     }
 }
 

@@ -1,15 +1,31 @@
-//! The migration's steps above single chunks: prepare the target, load every chunk, build the
-//! post-load indexes, count. `snap2dsql run`/`load` call these in order; the Lambdas call one each.
+//! The migration sequence, written once. Both drivers run the same steps in this order:
+//!
+//! | step | the CLI's `run` ([`run`]) | the pipeline's states |
+//! |---|---|---|
+//! | 1. prepare the target, plan the chunks, find the orphans | [`plan`] | `FanOut` ([`plan`]) |
+//! | 2. load every chunk | [`load_chunks`] | `LoadChunk` per chunk ([`load::load_chunk`]) |
+//! | 3. post-load indexes, constraints, identities | [`post_load`] (waits) | `BuildIndexes`, `PollIndexes` ([`crate::post_load::Progress`]) |
+//! | 4. verify every row | [`crate::verify::verify`] | `PlanVerify`, `VerifyPart`, `Verify` ([`crate::verify::parts`]) |
+//!
+//! The pipeline calls one step per state (a state cannot wait for hours or hold the export in
+//! memory); [`run`] calls them all in one process. Steps 3 and 4 have a waiting and a stepwise
+//! form over the same submissions and the same aggregates, and a test checks that verifying in
+//! parts reports what verifying whole does.
 
 use crate::chunk::Chunk;
 use crate::ddl;
 use crate::error::{Error, Result};
-use crate::load::{self, ChunkOutcome, LoadContext};
+use crate::export::Export;
+use crate::load::encode::Orphans;
+use crate::load::orphans::OrphanReport;
+use crate::load::{self, ChunkOutcome, LoadContext, LoadOptions};
 use crate::mapping::Mapping;
 use crate::target::{Target, within};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
 
 /// Runs `step` on a new connection, and again on another one after a retryable failure (a
 /// dropped connection, a restart, a conflict; backoff as for load batches). Only for steps that
@@ -81,6 +97,143 @@ pub async fn prepare_target(target: &Target, mapping: &Mapping, create_tables: b
         }
     })
     .await
+}
+
+/// What step 1 planned: the chunks, and the orphan references to load per the mapping.
+pub struct Planned {
+    pub chunks: Vec<Chunk>,
+    pub orphans: Orphans,
+    pub orphan_reports: Vec<OrphanReport>,
+}
+
+/// Step 1: prepares the target ([`prepare_target`]), plans the chunks (`chunk_rows` rows at
+/// most, the library's default without), and finds the orphan references
+/// ([`load::orphans::scan`]; `on_orphan = "fail"` stops here, before anything is loaded).
+///
+/// Running twice: the preparation is `IF NOT EXISTS`; the plan is a function of the export and
+/// the mapping.
+pub async fn plan(
+    export: &Export,
+    mapping: &Mapping,
+    target: &Target,
+    create_tables: bool,
+    chunk_rows: Option<u64>,
+) -> Result<Planned> {
+    prepare_target(target, mapping, create_tables).await?;
+    let chunks = crate::chunk::plan_chunks_with(
+        export,
+        mapping,
+        chunk_rows.unwrap_or(crate::chunk::CHUNK_MAX_ROWS),
+        crate::chunk::CHUNK_MAX_BYTES,
+    )
+    .await?;
+    let (orphans, orphan_reports) = load::orphans::scan(export, mapping).await?;
+    Ok(Planned {
+        chunks,
+        orphans,
+        orphan_reports,
+    })
+}
+
+/// How [`run`] runs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub create_tables: bool,
+    pub chunk_rows: Option<u64>,
+    /// Chunks loaded at once.
+    pub parallel_chunks: usize,
+    /// Steps 3 and 4 too (`run`); without, the sequence stops after the load (`load`).
+    pub full: bool,
+}
+
+/// What a driver shows while [`run`] goes (the CLI's progress bars and messages).
+pub trait Observer: Sync {
+    /// After step 1, before anything is loaded.
+    fn planned(&self, _mapping: &Mapping, _planned: &Planned) {}
+    /// Rows of `table` committed.
+    fn rows(&self, _table: &str, _rows: u64) {}
+    /// The load ended (well or not).
+    fn loaded(&self) {}
+}
+
+/// What [`run`] did.
+pub struct RunOutcome {
+    /// The load's context: export, mapping, target, and the load format decided.
+    pub ctx: LoadContext,
+    pub chunks: Vec<Chunk>,
+    pub orphan_reports: Vec<OrphanReport>,
+    pub outcomes: Vec<ChunkOutcome>,
+    pub load_seconds: f64,
+    /// Step 3's statements (0 without `full`).
+    pub post_load_statements: usize,
+    /// Step 4's report (`full` only).
+    pub verified: Option<crate::verify::VerifyReport>,
+}
+
+/// The whole sequence in one process: steps 1 and 2, and with `options.full` 3 and 4.
+///
+/// Running twice: each step's own answer (the ledger makes the load exactly-once; the
+/// post-load adopts or skips what exists; verification reads).
+pub async fn run(
+    export: Export,
+    mapping: Mapping,
+    target: Target,
+    load_options: LoadOptions,
+    options: &RunOptions,
+    observer: &dyn Observer,
+) -> Result<RunOutcome> {
+    let planned = plan(
+        &export,
+        &mapping,
+        &target,
+        options.create_tables,
+        options.chunk_rows,
+    )
+    .await?;
+    observer.planned(&mapping, &planned);
+    let Planned {
+        chunks,
+        orphans,
+        orphan_reports,
+    } = planned;
+    let ctx = LoadContext::new(
+        Arc::new(export),
+        Arc::new(mapping),
+        target,
+        orphans,
+        load_options,
+    );
+    let started = Instant::now();
+    let outcomes = load_chunks(&ctx, &chunks, options.parallel_chunks, &|table, rows| {
+        observer.rows(table, rows)
+    })
+    .await;
+    observer.loaded();
+    let outcomes = outcomes?;
+    let load_seconds = started.elapsed().as_secs_f64();
+    let (post_load_statements, verified) = if options.full {
+        let statements = post_load(&ctx.target, &ctx.mapping).await?;
+        let report = crate::verify::verify(
+            ctx.export.clone(),
+            ctx.mapping.clone(),
+            &ctx.target,
+            &crate::verify::VerifyOptions::default(),
+            &|_, _| {},
+        )
+        .await?;
+        (statements, Some(report))
+    } else {
+        (0, None)
+    };
+    Ok(RunOutcome {
+        ctx,
+        chunks,
+        orphan_reports,
+        outcomes,
+        load_seconds,
+        post_load_statements,
+        verified,
+    })
 }
 
 /// Loads `chunks`, up to `parallel` at a time; `progress(table, rows)` gets committed rows.

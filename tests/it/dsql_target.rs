@@ -407,6 +407,90 @@ async fn post_load_jobs_are_submitted_polled_waited_and_adopted_on_a_rerun() {
     }
 }
 
+/// Polls `progress` until every wave is built; returns it and the polls made.
+async fn poll_until_done(
+    mut progress: post_load::Progress,
+    target: &Target,
+    mapping: &snap2dsql::mapping::Mapping,
+) -> Result<(post_load::Progress, usize), Error> {
+    let opts = PostLoadOptions::default();
+    let mut polls = 0;
+    while !progress.done {
+        assert!(
+            polls < 200,
+            "still running after {polls} polls: {progress:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        progress = progress.poll(target, mapping, &opts).await?;
+        polls += 1;
+    }
+    Ok((progress, polls))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn post_load_progress_builds_wave_by_wave_without_waiting_and_names_a_failed_job() {
+    let standin = start(|c| c.unknowns.min_job_duration = Duration::from_secs(1)).await;
+    let (f, target) = storefront(
+        &standin,
+        "dt_progress",
+        100,
+        1_000,
+        TargetOptions::default(),
+    )
+    .await;
+    load(&f, &target, options(500, 2)).await.0.unwrap();
+    let opts = PostLoadOptions::default();
+    let waves = post_load::waves(&f.mapping);
+    // The first wave submitted, nothing waited for: its jobs take at least 1 s.
+    let started = post_load::Progress::start(&target, &f.mapping, &opts)
+        .await
+        .unwrap();
+    assert_eq!(
+        (started.wave, started.waves, started.done),
+        (0, waves.len(), false)
+    );
+    assert_eq!(started.jobs.len(), waves[0].len());
+    assert_eq!(started.running.len(), started.jobs.len());
+    let (done, polls) = poll_until_done(started, &target, &f.mapping).await.unwrap();
+    assert!(
+        polls >= waves.len(),
+        "{polls} polls for {} waves",
+        waves.len()
+    );
+    assert_eq!((done.wave, done.running.len()), (waves.len(), 0));
+    let db = connect(&f.url).await;
+    assert_eq!(valid_indexes(&db).await, index_names(&f.mapping));
+    // The waiting form counts the same statements (everything exists now: all done at once).
+    assert_eq!(
+        migrate::post_load(&target, &f.mapping).await.unwrap(),
+        done.statements
+    );
+
+    // A unique index over duplicate values: a poll fails naming it, with DSQL's details.
+    let mut mapping = f.mapping.clone();
+    let orders = mapping
+        .tables
+        .iter_mut()
+        .find(|t| t.source == "sales.orders")
+        .unwrap();
+    orders.indexes.push(snap2dsql::mapping::IndexMapping {
+        name: "orders_progress_uq".into(),
+        columns: vec!["quantity".into()],
+        unique: true,
+        reason: None,
+    });
+    let started = post_load::Progress::start(&target, &mapping, &opts)
+        .await
+        .unwrap();
+    match poll_until_done(started, &target, &mapping).await {
+        Err(Error::JobFailed { what, details, .. }) => {
+            assert!(what.starts_with("index orders_progress_uq on "), "{what}");
+            assert!(details.contains("orders_progress_uq"), "{details}");
+        }
+        other => panic!("expected a failed job, got {other:?}"),
+    }
+}
+
 /// Runs the CLI; panics with its output unless it exits 0. Returns its stdout.
 fn snap2dsql(args: &[&str]) -> String {
     let out = std::process::Command::new(crate::load::cli())

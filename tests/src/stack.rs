@@ -357,7 +357,7 @@ impl PipelineStack {
             .open(&stack.functions_log)
             .map_err(|e| e.to_string())?;
         for (name, _) in FUNCTIONS {
-            let instances = if name == "load-chunk" {
+            let instances = if name == "load-chunk" || name == "verify" {
                 LOAD_CHUNK_INSTANCES
             } else {
                 1

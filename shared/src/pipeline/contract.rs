@@ -1,14 +1,18 @@
 //! The payloads between the state machine's states: one serde type per JSON shape.
 //!
-//! Every task state of the main flow gets `{"execution": $$.Execution.Name, "state": $}` and
-//! writes its result under its own key of the state (`ResultPath`), so the state grows as the
-//! execution goes: `snapshot`, `export`, `fan_out`, `load`, `verify`. The Distributed Map's items
-//! are [`ChunkItem`]s, read from S3 (never passed inline: a state's payload is capped at
-//! 256 KiB). Field names are a contract with the ASL file, the README and the fixtures under
+//! Every task state of the main flow gets `{"execution": $$.Execution.Name, "state": $}` (the
+//! `verify` function's states add a `step`: [`VerifyRequest`]) and writes its result under its
+//! own key of the state (`ResultPath`), so the state grows as the execution goes: `snapshot`,
+//! `export`, `fan_out`, `load`, `post_load`, `verify_plan`, `verify_parts`, `verify`. Every
+//! result is counts and S3 URIs, never a list, so the state stays a few KiB (a state's payload
+//! is capped at 256 KiB). The Distributed Maps' items are [`ChunkItem`]s and
+//! [`VerifyRequest::VerifyPart`]s, read from S3. Field names are a contract with the ASL file, the README and the fixtures under
 //! `shared/tests/fixtures/pipeline/`: rename nothing without changing all of them.
 
 use crate::chunk::Chunk;
 use crate::load::ChunkOutcome;
+use crate::verify::parts::VerifyItem;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Default seconds between polls of a snapshot or an export (the `Defaults` state).
@@ -25,9 +29,43 @@ pub const MAX_CHUNK_TIMEOUT_SECONDS: u64 = 870;
 /// entered and exited, Wait entered and exited): 2,000 polls are 18,000 of the 25,000 events a
 /// Standard execution may have, leaving the rest to the load and verify states.
 pub const MAX_POLLS: u64 = 2_000;
+/// Polls of the post-load jobs at most: 600 polls of 9 events are 5,400 events, which with the
+/// snapshot and export polls' 18,000 stay under the 25,000 history events of an execution.
+pub const MAX_INDEX_POLLS: u64 = 600;
+// Both poll loops at their bounds, 9 events a poll, leave 1,000 events to the other states.
+const _: () = assert!((MAX_POLLS + MAX_INDEX_POLLS) * 9 <= 24_000);
+/// Default seconds between polls of the post-load jobs: a build takes at least ~20 s, and big
+/// tables hours; 120 s lets the default 12 hours fit [`MAX_INDEX_POLLS`] (360 polls).
+pub const DEFAULT_INDEX_WAIT_SECONDS: u64 = 120;
+/// Default bound on the post-load builds, all waves: 12 hours (index builds of billion-row
+/// tables take hours). Past it the execution fails naming the jobs still running; a redrive
+/// adopts them.
+pub const DEFAULT_MAX_INDEX_WAIT_SECONDS: u64 = 43_200;
 /// Default bound on the whole wait for a snapshot and its export: a day. An export can sit in
 /// STARTING for hours while RDS restores the snapshot; past this the execution fails.
 pub const DEFAULT_MAX_WAIT_SECONDS: u64 = 86_400;
+
+/// The deadline carried by earlier polls, or a new one `max_wait_seconds` from now.
+pub(crate) fn deadline_of(
+    carried: Option<&str>,
+    max_wait_seconds: u64,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, super::failure::StepError> {
+    match carried {
+        Some(text) => DateTime::parse_from_rfc3339(text)
+            .map(|d| d.with_timezone(&Utc))
+            .map_err(|e| {
+                super::failure::StepError::fatal(format!(
+                    "deadline {text:?} is not an RFC 3339 time: {e}"
+                ))
+            }),
+        None => Ok(now + chrono::Duration::seconds(max_wait_seconds.min(i64::MAX as u64) as i64)),
+    }
+}
+
+pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
 
 /// The execution's state: its input after the `Defaults` state merged the defaults in, plus the
 /// results of the states run so far.
@@ -54,7 +92,7 @@ pub struct RunState {
     /// Bound on waiting for the snapshot and the export together.
     #[serde(default = "default_max_wait")]
     pub max_wait_seconds: u64,
-    /// Chunks loaded at once (the Distributed Map's MaxConcurrencyPath).
+    /// Chunks loaded, and verify parts run, at once (both Distributed Maps' MaxConcurrencyPath).
     #[serde(default = "default_concurrency")]
     pub max_concurrency: u64,
     /// Create the target schemas and tables before loading.
@@ -79,6 +117,25 @@ pub struct RunState {
     /// The Distributed Map's output (its ResultWriter details); opaque to the functions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub load: Option<serde_json::Value>,
+    /// Rows per chunk the fan-out plans; the library's default otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk_rows: Option<u64>,
+    /// Seconds between polls of the post-load jobs (`WaitForIndexes` reads it).
+    #[serde(default = "default_index_wait")]
+    pub index_wait_seconds: u64,
+    /// Bound on building the post-load indexes and constraints, all waves together.
+    #[serde(default = "default_max_index_wait")]
+    pub max_index_wait_seconds: u64,
+    /// Rows per verify part, on either side ([`crate::verify::parts::ITEM_ROWS`]).
+    #[serde(default = "default_verify_item_rows")]
+    pub verify_item_rows: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_load: Option<PostLoadStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_plan: Option<VerifyPlanResult>,
+    /// The verify Distributed Map's output (its ResultWriter details); opaque to the functions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_parts: Option<serde_json::Value>,
 }
 
 fn default_wait() -> u64 {
@@ -95,6 +152,15 @@ fn default_true() -> bool {
 }
 fn default_chunk_timeout() -> u64 {
     DEFAULT_CHUNK_TIMEOUT_SECONDS
+}
+fn default_index_wait() -> u64 {
+    DEFAULT_INDEX_WAIT_SECONDS
+}
+fn default_max_index_wait() -> u64 {
+    DEFAULT_MAX_INDEX_WAIT_SECONDS
+}
+fn default_verify_item_rows() -> u64 {
+    crate::verify::parts::ITEM_ROWS
 }
 
 /// What a main-flow task state receives.
@@ -198,6 +264,24 @@ impl RunState {
                 )));
             }
         }
+        if self.index_wait_seconds > 0 {
+            let polls = self
+                .max_index_wait_seconds
+                .div_ceil(self.index_wait_seconds);
+            if polls > MAX_INDEX_POLLS {
+                return Err(super::failure::StepError::fatal(format!(
+                    "index_wait_seconds = {} and max_index_wait_seconds = {} allow {polls} polls of the post-load jobs, past the {MAX_INDEX_POLLS} the execution's history leaves them (index_wait_seconds >= {})",
+                    self.index_wait_seconds,
+                    self.max_index_wait_seconds,
+                    self.max_index_wait_seconds.div_ceil(MAX_INDEX_POLLS)
+                )));
+            }
+        }
+        if self.chunk_rows == Some(0) || self.verify_item_rows == 0 {
+            return Err(super::failure::StepError::fatal(
+                "chunk_rows and verify_item_rows must be at least 1",
+            ));
+        }
         if self.chunk_timeout_seconds == 0 || self.chunk_timeout_seconds > MAX_CHUNK_TIMEOUT_SECONDS
         {
             return Err(super::failure::StepError::fatal(format!(
@@ -235,18 +319,78 @@ pub struct OrphanSet {
 /// What `load-chunk` returns: the library's chunk outcome.
 pub type ChunkResult = ChunkOutcome;
 
-/// One table's line of the verify result.
+/// The post-load loop's state (`$.post_load`): `BuildIndexes` submits the first wave,
+/// `PollIndexes` reads its jobs from `sys.jobs` and submits the next wave once one is built.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VerifiedTable {
-    pub source: String,
-    pub target: String,
-    pub rows_in_export: u64,
-    pub rows_in_target: u64,
-    /// `match`, or what differs.
-    pub status: String,
+pub struct PostLoadStatus {
+    /// The wave being built (0-based); `waves` once all are built.
+    pub wave: u64,
+    pub waves: u64,
+    /// Statements run so far: submissions, constraints and identity restarts.
+    pub statements: u64,
+    /// Jobs of the current wave, and how many were still running at the last poll.
+    pub jobs: u64,
+    pub pending: u64,
+    /// The current wave's jobs (a JSON list), `s3://bucket/runs/<execution>/post-load-jobs.json`.
+    pub jobs_uri: String,
+    /// True once every wave is built and the identities restarted: the loop ends.
+    pub done: bool,
+    /// RFC 3339: past this the loop fails with `Snap2dsql.DeadlineExceeded`.
+    pub deadline: String,
+    pub polls: u64,
 }
 
-/// The verify step's result (`$.verify`, and the execution's output).
+/// The verify plan's result (`$.verify_plan`): counts and where the item list is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyPlanResult {
+    /// Bucket and key of the item list (a JSON array of [`VerifyRequest::VerifyPart`]): the
+    /// `VerifyParts` ItemReader's input.
+    pub bucket: String,
+    pub items_key: String,
+    pub items: u64,
+    pub export_items: u64,
+    pub target_items: u64,
+    pub tables: u64,
+    /// Export rows the export parts read together.
+    pub rows: u64,
+    /// Where part `i` writes its aggregates: `<parts_prefix>/<i>.json` ([`part_key`]).
+    pub parts_prefix: String,
+    /// The verifier's own orphan list ([`OrphanSet`]s), when a column loads orphans as NULL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nulled_uri: Option<String>,
+}
+
+/// The key of part `i`'s aggregates under `parts_prefix`.
+pub fn part_key(parts_prefix: &str, i: u64) -> String {
+    format!("{parts_prefix}/{i:06}.json")
+}
+
+/// One item of the `VerifyParts` Distributed Map: one side of one table, some of its rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyPartInput {
+    pub export_uri: String,
+    pub mapping_uri: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nulled_uri: Option<String>,
+    /// Where the part's aggregates go.
+    pub bucket: String,
+    pub part_key: String,
+    pub item: VerifyItem,
+}
+
+/// What a part returns (the aggregates themselves are in S3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyPartResult {
+    pub table: String,
+    pub side: String,
+    pub rows: u64,
+    pub part_uri: String,
+}
+
+/// The verify step's result (`$.verify`, and the execution's output): counts and the report's
+/// URI, never a list, so it stays small whatever the number of tables.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VerifyResult {
     pub ok: bool,
@@ -255,7 +399,36 @@ pub struct VerifyResult {
     pub rows_verified: u64,
     pub post_load_statements: u64,
     pub seconds: f64,
-    pub tables: Vec<VerifiedTable>,
+    pub tables: u64,
+    pub tables_differing: u64,
+    /// Verify parts combined.
+    pub parts: u64,
+}
+
+/// What the `verify` function is asked to do: its states pass `step`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum VerifyRequest {
+    /// `BuildIndexes`: submit the first wave of post-load jobs.
+    BuildIndexes(StepInput),
+    /// `PollIndexes`: read the wave's jobs; submit the next wave once it is built.
+    PollIndexes(StepInput),
+    /// `PlanVerify`: write the verify item list.
+    PlanVerify(StepInput),
+    /// `VerifyPart`, inside the Distributed Map `VerifyParts`: one item.
+    VerifyPart(VerifyPartInput),
+    /// `Verify`: combine the parts into the report and decide.
+    Verify(StepInput),
+}
+
+/// What the `verify` function answers, by step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum VerifyResponse {
+    PostLoad(PostLoadStatus),
+    Plan(VerifyPlanResult),
+    Part(VerifyPartResult),
+    Verified(VerifyResult),
 }
 
 #[cfg(test)]
@@ -288,15 +461,57 @@ mod tests {
         assert!(s.state.snapshot.as_ref().unwrap().export_started);
         let s: StepInput = round_trip("fan-out-input.json");
         assert_eq!(s.state.export.as_ref().unwrap().status, "COMPLETE");
-        let s: StepInput = round_trip("verify-input.json");
+        let r: VerifyRequest = round_trip("build-indexes-input.json");
+        assert!(matches!(r, VerifyRequest::BuildIndexes(s) if s.state.post_load.is_none()));
+        let r: VerifyRequest = round_trip("poll-indexes-input.json");
+        let VerifyRequest::PollIndexes(s) = r else {
+            panic!("not a poll: {r:?}")
+        };
+        assert_eq!(s.state.post_load.as_ref().unwrap().pending, 2);
+        let p: PostLoadStatus = round_trip("post-load-output.json");
+        assert!(p.done && p.wave == p.waves);
+        let p: VerifyPlanResult = round_trip("verify-plan-output.json");
+        assert_eq!(p.export_items + p.target_items, p.items);
+        let r: VerifyRequest = round_trip("verify-part-input.json");
+        let VerifyRequest::VerifyPart(part) = r else {
+            panic!("not a part: {r:?}")
+        };
+        assert_eq!(
+            part.item.side,
+            crate::verify::parts::Side::Target {
+                range: crate::verify::parts::KeyRange {
+                    column: Some("id".into()),
+                    from: Some(crate::verify::parts::KeyBound::Int(50_001)),
+                    to: Some(crate::verify::parts::KeyBound::Int(100_001)),
+                }
+            }
+        );
+        let r: VerifyRequest = round_trip("verify-part-export-input.json");
+        assert!(matches!(r, VerifyRequest::VerifyPart(p) if p.item.side.name() == "export"));
+        let p: VerifyPartResult = round_trip("verify-part-output.json");
+        assert_eq!(p.rows, 50_000);
+        let r: VerifyRequest = round_trip("verify-input.json");
+        let VerifyRequest::Verify(s) = r else {
+            panic!("not a verify: {r:?}")
+        };
         assert_eq!(s.state.fan_out.as_ref().unwrap().chunks, 3);
+        assert_eq!(s.state.verify_plan.as_ref().unwrap().items, 5);
         let item: ChunkItem = round_trip("load-chunk-input.json");
         assert_eq!(item.chunk.rows, 25_000);
         let r: ChunkResult = round_trip("load-chunk-output.json");
         assert_eq!(r.rows_written + r.rows_already_committed, 25_000);
         assert_eq!(r.format, Some(crate::load::format::LoadFormat::Binary));
         let v: VerifyResult = round_trip("verify-output.json");
-        assert!(v.ok);
+        assert!(v.ok && v.tables_differing == 0);
+        // The verify function answers each step with its own shape.
+        for name in [
+            "post-load-output.json",
+            "verify-plan-output.json",
+            "verify-part-output.json",
+            "verify-output.json",
+        ] {
+            let _: VerifyResponse = round_trip(name);
+        }
     }
 
     #[test]
@@ -340,9 +555,25 @@ mod tests {
             e.message
         );
         assert!(state(r#"{"chunk_timeout_seconds":0}"#).validate().is_err());
+        // The post-load loop has its own bound.
+        let at = format!(
+            r#"{{"index_wait_seconds":10,"max_index_wait_seconds":{}}}"#,
+            10 * MAX_INDEX_POLLS
+        );
+        assert!(state(&at).validate().is_ok());
+        let past = format!(
+            r#"{{"index_wait_seconds":10,"max_index_wait_seconds":{}}}"#,
+            10 * MAX_INDEX_POLLS + 1
+        );
+        let e = state(&past).validate().unwrap_err();
+        assert!(e.message.contains("601 polls"), "{}", e.message);
+        assert!(state(r#"{"verify_item_rows":0}"#).validate().is_err());
+        assert!(state(r#"{"chunk_rows":0}"#).validate().is_err());
         assert!(
             DEFAULT_CHUNK_TIMEOUT_SECONDS <= MAX_CHUNK_TIMEOUT_SECONDS
                 && DEFAULT_MAX_WAIT_SECONDS.div_ceil(DEFAULT_WAIT_SECONDS) <= MAX_POLLS
+                && DEFAULT_MAX_INDEX_WAIT_SECONDS.div_ceil(DEFAULT_INDEX_WAIT_SECONDS)
+                    <= MAX_INDEX_POLLS
         );
     }
 
@@ -362,6 +593,9 @@ mod tests {
         assert_eq!(d["max_wait_seconds"], DEFAULT_MAX_WAIT_SECONDS);
         assert_eq!(d["create_tables"], true);
         assert_eq!(d["chunk_timeout_seconds"], DEFAULT_CHUNK_TIMEOUT_SECONDS);
+        assert_eq!(d["index_wait_seconds"], DEFAULT_INDEX_WAIT_SECONDS);
+        assert_eq!(d["max_index_wait_seconds"], DEFAULT_MAX_INDEX_WAIT_SECONDS);
+        assert_eq!(d["verify_item_rows"], crate::verify::parts::ITEM_ROWS);
         // From the SAM parameter LoadConcurrency, as a number.
         assert_eq!(
             d["max_concurrency.$"],

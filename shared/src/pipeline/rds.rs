@@ -8,10 +8,10 @@
 //! instead of making new ones.
 
 use super::config::Config;
-use super::contract::{ExportStatus, MAX_POLLS, SnapshotStatus, StepInput};
+use super::contract::{ExportStatus, MAX_POLLS, SnapshotStatus, StepInput, deadline_of, rfc3339};
 use super::failure::{DEADLINE_EXCEEDED, EXPORT_FAILED, FATAL, RETRYABLE, StepError};
 use aws_sdk_rds::error::{ProvideErrorMetadata, SdkError};
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 /// The RDS id (snapshot or export task) of an execution: `snap2dsql-<name>-<hash>`.
 ///
@@ -57,26 +57,6 @@ fn aws_failure<E: ProvideErrorMetadata + std::error::Error + 'static, R: std::fm
         error_type,
         format!("{what}: {}", aws_sdk_rds::error::DisplayErrorContext(e)),
     )
-}
-
-/// The deadline carried by earlier polls, or a new one `max_wait_seconds` from now.
-fn deadline_of(
-    carried: Option<&str>,
-    max_wait_seconds: u64,
-    now: DateTime<Utc>,
-) -> Result<DateTime<Utc>, StepError> {
-    match carried {
-        Some(text) => DateTime::parse_from_rfc3339(text)
-            .map(|d| d.with_timezone(&Utc))
-            .map_err(|e| {
-                StepError::fatal(format!("deadline {text:?} is not an RFC 3339 time: {e}"))
-            }),
-        None => Ok(now + Duration::seconds(max_wait_seconds.min(i64::MAX as u64) as i64)),
-    }
-}
-
-fn rfc3339(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// The snapshot step: find or create the snapshot, and once it is `available` start (or adopt)
@@ -419,6 +399,7 @@ pub fn judge_export(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Duration;
 
     #[test]
     fn rds_ids_are_valid_stable_and_distinct() {

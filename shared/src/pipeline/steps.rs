@@ -1,15 +1,14 @@
-//! The data half of the pipeline: plan the chunks of a completed export (fan-out), load one
-//! chunk (load-chunk), build the post-load indexes and verify every row (verify).
+//! The data half of the pipeline: plan the chunks of a completed export (fan-out, step 1 of
+//! [`crate::migrate`]) and load one chunk (load-chunk, step 2); the steps after the load are in
+//! [`super::finish`].
 //!
 //! A run's objects live beside the export, under `s3://<bucket>/runs/<execution>/`:
-//! `chunks.json` (the Distributed Map's items), `orphans.json` (when there are orphans),
-//! `mapping.toml` (when the mapping was planned here) and `verify-report.json`.
+//! `chunks.json` (the Distributed Map's items), `orphans.json` (when there are orphans) and
+//! `mapping.toml` (when the mapping was planned here).
 
 use super::config::Config;
-use super::contract::{
-    ChunkItem, ChunkResult, FanOutResult, OrphanSet, StepInput, VerifiedTable, VerifyResult,
-};
-use super::failure::{StepError, VERIFY_MISMATCH};
+use super::contract::{ChunkItem, ChunkResult, FanOutResult, OrphanSet, StepInput};
+use super::failure::StepError;
 use crate::error::Error;
 use crate::export::Export;
 use crate::load::encode::Orphans;
@@ -18,7 +17,6 @@ use crate::mapping::Mapping;
 use crate::migrate;
 use crate::store::{Store, split_s3_uri};
 use crate::target::Target;
-use crate::verify::{VerifyOptions, VerifyReport};
 use bytes::Bytes;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -28,20 +26,20 @@ pub fn run_prefix(execution: &str) -> String {
     format!("runs/{execution}")
 }
 
-fn json<T: serde::Serialize>(value: &T) -> Result<Bytes, StepError> {
+pub(super) fn json<T: serde::Serialize>(value: &T) -> Result<Bytes, StepError> {
     serde_json::to_vec_pretty(value)
         .map(Bytes::from)
         .map_err(|e| StepError::fatal(format!("cannot serialise a run object: {e}")))
 }
 
 /// Reads a small object by its `s3://` URI.
-async fn get_uri(s3: &aws_sdk_s3::Client, uri: &str) -> Result<Bytes, StepError> {
+pub(super) async fn get_uri(s3: &aws_sdk_s3::Client, uri: &str) -> Result<Bytes, StepError> {
     let (bucket, key) = split_s3_uri(uri)?;
     let store = Store::s3(s3, &format!("s3://{bucket}"))?;
     Ok(store.get(key).await?)
 }
 
-async fn mapping_at(s3: &aws_sdk_s3::Client, uri: &str) -> Result<Mapping, StepError> {
+pub(super) async fn mapping_at(s3: &aws_sdk_s3::Client, uri: &str) -> Result<Mapping, StepError> {
     parse_mapping(&get_uri(s3, uri).await?, uri)
 }
 
@@ -56,12 +54,55 @@ fn parse_mapping(text: &[u8], uri: &str) -> Result<Mapping, StepError> {
     Ok(mapping)
 }
 
-async fn open_export(
+pub(super) async fn open_export(
     s3: &aws_sdk_s3::Client,
     uri: &str,
     database: Option<&str>,
 ) -> Result<Export, StepError> {
     Ok(Export::open_store(Store::s3(s3, uri)?, database).await?)
+}
+
+/// Writes value sets per (table, column) as `name` in `run` (a list of [`OrphanSet`]), unless
+/// there are none; returns the object's URI.
+pub(super) async fn put_orphan_sets(
+    run: &Store,
+    name: &str,
+    sets: &Orphans,
+) -> Result<Option<String>, StepError> {
+    if sets.is_empty() {
+        return Ok(None);
+    }
+    let list: Vec<OrphanSet> = sets
+        .iter()
+        .map(|((table, column), values)| {
+            let mut values: Vec<i64> = values.iter().copied().collect();
+            values.sort_unstable();
+            OrphanSet {
+                table: table.clone(),
+                column: column.clone(),
+                values,
+            }
+        })
+        .collect();
+    run.put(name, json(&list)?).await?;
+    Ok(Some(run.display(name)))
+}
+
+/// The value sets [`put_orphan_sets`] wrote at `uri` (none without one).
+pub(super) async fn get_orphan_sets(
+    s3: &aws_sdk_s3::Client,
+    uri: Option<&str>,
+) -> Result<Orphans, StepError> {
+    let mut out = Orphans::new();
+    if let Some(uri) = uri {
+        let sets: Vec<OrphanSet> = serde_json::from_slice(&get_uri(s3, uri).await?)
+            .map_err(|e| StepError::fatal(format!("{uri}: not an orphan list: {e}")))?;
+        for s in sets {
+            let values: HashSet<i64> = s.values.into_iter().collect();
+            out.insert((s.table, s.column), Arc::new(values));
+        }
+    }
+    Ok(out)
 }
 
 /// The fan-out: plans the chunks of the export, writes them as the Distributed Map's item list,
@@ -120,33 +161,25 @@ pub async fn fan_out(
             )
         }
     };
-    migrate::prepare_target(target, &mapping, state.create_tables).await?;
-    let chunks = crate::chunk::plan_chunks(&export, &mapping).await?;
-    let (orphans, reports) = crate::load::orphans::scan(&export, &mapping).await?;
+    let migrate::Planned {
+        chunks,
+        orphans,
+        orphan_reports: reports,
+    } = migrate::plan(
+        &export,
+        &mapping,
+        target,
+        state.create_tables,
+        state.chunk_rows,
+    )
+    .await?;
     for r in &reports {
         tracing::warn!(
             table = %r.table, column = %r.column, parent = %r.parent, count = r.count,
             on_orphan = %r.on_orphan, "orphan references"
         );
     }
-    let orphans_uri = if orphans.is_empty() {
-        None
-    } else {
-        let sets: Vec<OrphanSet> = orphans
-            .iter()
-            .map(|((table, column), values)| {
-                let mut values: Vec<i64> = values.iter().copied().collect();
-                values.sort_unstable();
-                OrphanSet {
-                    table: table.clone(),
-                    column: column.clone(),
-                    values,
-                }
-            })
-            .collect();
-        run.put("orphans.json", json(&sets)?).await?;
-        Some(format!("s3://{bucket}/{prefix}/orphans.json"))
-    };
+    let orphans_uri = put_orphan_sets(&run, "orphans.json", &orphans).await?;
     let items: Vec<ChunkItem> = chunks
         .iter()
         .map(|c| ChunkItem {
@@ -276,15 +309,7 @@ pub async fn load_chunk(
 ) -> Result<ChunkResult, StepError> {
     let export = open_export(s3, &item.export_uri, item.database.as_deref()).await?;
     let mapping = mapping_at(s3, &item.mapping_uri).await?;
-    let mut orphans = Orphans::new();
-    if let Some(uri) = &item.orphans_uri {
-        let sets: Vec<OrphanSet> = serde_json::from_slice(&get_uri(s3, uri).await?)
-            .map_err(|e| StepError::fatal(format!("{uri}: not an orphan list: {e}")))?;
-        for s in sets {
-            let values: HashSet<i64> = s.values.into_iter().collect();
-            orphans.insert((s.table, s.column), Arc::new(values));
-        }
-    }
+    let orphans = get_orphan_sets(s3, item.orphans_uri.as_deref()).await?;
     // A new context per invocation: the load format is decided afresh by its first batches.
     let ctx = LoadContext::new(
         Arc::new(export),
@@ -300,112 +325,4 @@ pub async fn load_chunk(
         "chunk loaded"
     );
     Ok(outcome)
-}
-
-/// Post-load indexes, then row-level verification of every table; the JSON report goes to
-/// `runs/<execution>/verify-report.json`. Any difference fails with [`VERIFY_MISMATCH`], whose
-/// message names the differing tables and their first rows.
-///
-/// Running twice: indexes are `IF NOT EXISTS`; the report is written again.
-pub async fn verify(
-    s3: &aws_sdk_s3::Client,
-    target: &Target,
-    input: &StepInput,
-) -> Result<VerifyResult, StepError> {
-    let fan =
-        input.state.fan_out.as_ref().ok_or_else(|| {
-            StepError::fatal("nothing to verify: the state has no fan_out result")
-        })?;
-    let export = open_export(s3, &fan.export_uri, input.state.database.as_deref()).await?;
-    let mapping = mapping_at(s3, &fan.mapping_uri).await?;
-    let post_load = migrate::post_load(target, &mapping).await?;
-    let report = crate::verify::verify(
-        Arc::new(export),
-        Arc::new(mapping),
-        target,
-        &VerifyOptions::default(),
-        &|_, _| {},
-    )
-    .await?;
-    super::metrics::emit_verify(&report);
-    let (bucket, _) = split_s3_uri(&fan.run_uri)?;
-    let prefix = run_prefix(&input.execution);
-    let report_uri = format!("s3://{bucket}/{prefix}/verify-report.json");
-    Store::s3(s3, &format!("s3://{bucket}/{prefix}"))?
-        .put("verify-report.json", json(&report)?)
-        .await?;
-    let result = VerifyResult {
-        ok: report.ok,
-        report_uri: report_uri.clone(),
-        rows_verified: report.rows_in_export,
-        post_load_statements: post_load as u64,
-        seconds: report.seconds,
-        tables: report
-            .tables
-            .iter()
-            .map(|t| VerifiedTable {
-                source: t.source.clone(),
-                target: t.target.clone(),
-                rows_in_export: t.rows_in_export,
-                rows_in_target: t.rows_in_target,
-                status: t.status.to_string(),
-            })
-            .collect(),
-    };
-    if report.ok {
-        Ok(result)
-    } else {
-        Err(StepError::new(
-            VERIFY_MISMATCH,
-            mismatch_summary(&report, &report_uri),
-        ))
-    }
-}
-
-/// The failure cause of a mismatch: each differing table with its counts and first rows. Kept
-/// well under the 32 KiB a state machine cause may hold.
-pub fn mismatch_summary(report: &VerifyReport, report_uri: &str) -> String {
-    const LISTED: usize = 5;
-    let mut out = Vec::new();
-    for t in report
-        .tables
-        .iter()
-        .filter(|t| t.status != crate::verify::Status::Match)
-    {
-        let mut line = format!(
-            "{} -> {}: {} rows in the export, {} in the target; {} missing, {} extra, {} differing",
-            t.source, t.target, t.rows_in_export, t.rows_in_target, t.missing, t.extra, t.differing
-        );
-        for d in t.differences.iter().take(LISTED) {
-            let kind = format!("{:?}", d.kind).to_lowercase();
-            line.push_str(&format!("; {kind} key {}", d.key));
-            if let Some(old) = &d.old_key {
-                line.push_str(&format!(" (old key {old})"));
-            }
-            for c in &d.columns {
-                line.push_str(&format!(
-                    " {}: export {} target {}",
-                    c.column,
-                    c.export.as_deref().unwrap_or("NULL"),
-                    c.target.as_deref().unwrap_or("NULL")
-                ));
-            }
-        }
-        out.push(line);
-    }
-    let mut text = format!(
-        "verification found differences in {} of {} tables: {} (report: {report_uri})",
-        out.len(),
-        report.tables.len(),
-        out.join(" | ")
-    );
-    if text.len() > 8_000 {
-        let mut cut = 8_000;
-        while !text.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        text.truncate(cut);
-        text.push_str(&format!("... (report: {report_uri})"));
-    }
-    text
 }

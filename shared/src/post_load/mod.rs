@@ -13,7 +13,10 @@
 //!   repeated, then `sys.jobs` read again (a job can end `completed` with its error in
 //!   `details`);
 //! - [`restart_identities`] moves each identity column's sequence past the largest loaded value;
-//! - [`run`] does all of it in order (the CLI's `run`, the pipeline's verify step).
+//! - [`run`] does all of it in order, waiting (the CLI's `run`);
+//! - [`Progress`] does the same in steps that never wait: [`Progress::start`] submits the first
+//!   wave, [`Progress::poll`] reads its jobs once and submits the next wave when it is built
+//!   (the pipeline's `BuildIndexes` and `PollIndexes`).
 //!
 //! Running twice: before submitting an index or a validation, a job already submitted for the
 //! same object (found by its name in `sys.jobs.object_name`) and not finished is adopted instead
@@ -370,4 +373,97 @@ pub async fn run(target: &Target, mapping: &Mapping, options: &PostLoadOptions) 
         statements += submitted.statements;
     }
     Ok(statements + restart_identities(target, mapping, options).await?)
+}
+
+/// The post-load work between polls: which wave is being built, and its jobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Progress {
+    /// The wave being built (0-based); `waves` once all are built.
+    pub wave: usize,
+    pub waves: usize,
+    /// Statements run so far (submissions and restarts).
+    pub statements: usize,
+    /// The current wave's jobs.
+    pub jobs: Vec<SubmittedJob>,
+    /// The current wave's jobs still running at the last poll, as `what (status)`.
+    pub running: Vec<String>,
+    /// Every wave built and the identities restarted.
+    pub done: bool,
+}
+
+impl Progress {
+    /// Submits the first wave (and the next ones while a wave starts no job).
+    pub async fn start(
+        target: &Target,
+        mapping: &Mapping,
+        options: &PostLoadOptions,
+    ) -> Result<Progress> {
+        let progress = Progress {
+            wave: 0,
+            waves: waves(mapping).len(),
+            statements: 0,
+            jobs: Vec::new(),
+            running: Vec::new(),
+            done: false,
+        };
+        progress.advance(target, mapping, options).await
+    }
+
+    /// Reads the current wave's jobs once: a failed job is an [`Error::JobFailed`]; a built wave
+    /// moves on to the next; after the last wave the identities are restarted.
+    pub async fn poll(
+        mut self,
+        target: &Target,
+        mapping: &Mapping,
+        options: &PostLoadOptions,
+    ) -> Result<Progress> {
+        let states = poll(target, &self.jobs).await?;
+        self.running.clear();
+        for (job, state) in self.jobs.iter().zip(states) {
+            match state {
+                JobState::Failed { status, details } => {
+                    return Err(Error::JobFailed {
+                        what: job.what.clone(),
+                        job: job.job.to_string(),
+                        status,
+                        details,
+                    });
+                }
+                JobState::Pending { status } => {
+                    self.running.push(format!("{} ({status})", job.what))
+                }
+                // Missing: the job log no longer lists a finished job.
+                JobState::Succeeded | JobState::Missing => {}
+            }
+        }
+        if !self.running.is_empty() {
+            return Ok(self);
+        }
+        self.wave += 1;
+        self.advance(target, mapping, options).await
+    }
+
+    /// Submits wave `self.wave` and the ones after it until one has jobs to wait for; after the
+    /// last, restarts the identities.
+    async fn advance(
+        mut self,
+        target: &Target,
+        mapping: &Mapping,
+        options: &PostLoadOptions,
+    ) -> Result<Progress> {
+        let waves = waves(mapping);
+        while let Some(wave) = waves.get(self.wave) {
+            let submitted = submit(target, wave, options).await?;
+            self.statements += submitted.statements;
+            self.running = submitted.jobs.iter().map(|j| j.what.clone()).collect();
+            self.jobs = submitted.jobs;
+            if !self.jobs.is_empty() {
+                return Ok(self);
+            }
+            self.wave += 1;
+        }
+        self.statements += restart_identities(target, mapping, options).await?;
+        self.done = true;
+        Ok(self)
+    }
 }

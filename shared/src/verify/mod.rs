@@ -38,6 +38,7 @@
 
 pub mod expect;
 pub mod localise;
+pub mod parts;
 pub mod report;
 pub mod rowtext;
 pub mod scan;
@@ -185,7 +186,7 @@ async fn target_aggregate(
     pages: PageSizing,
 ) -> Result<table::Agg> {
     sql::check_bytea_hex(reader.client().await?).await?;
-    sql::aggregate(reader, plan, pages).await
+    sql::aggregate(reader, plan, &plan.pager(pages)).await
 }
 
 /// The report of one table from both sides' aggregates (differences not yet listed).

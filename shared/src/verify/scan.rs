@@ -2,14 +2,12 @@
 //! expectation ([`super::expect`]), folded into the same aggregates the target side computes;
 //! with a bucket filter, the rows of those buckets are kept for listing.
 
-use super::expect::datetime::{self, OrderKind};
 use super::expect::read::{self, Unit};
 use super::expect::{self, TableExpect};
 use super::rowtext;
-use super::table::{Agg, Entry, StatKind, TablePlan, stat_kind};
+use super::table::{Agg, Entry, StatKind, TablePlan, order_key, stat_kind};
 use crate::error::{Error, Result};
 use crate::export::Export;
-use crate::types::PgType;
 use futures::StreamExt;
 use std::sync::Arc;
 
@@ -48,18 +46,6 @@ impl Stats {
         if int {
             self.sum += o.sum;
         }
-    }
-}
-
-/// The order key of a canonical text of a stat column.
-fn order_key(ty: &PgType, text: &str) -> Option<i128> {
-    match ty {
-        PgType::SmallInt | PgType::Integer | PgType::BigInt => text.parse().ok(),
-        PgType::Date => datetime::order_key(OrderKind::Date, text),
-        PgType::Time => datetime::order_key(OrderKind::Time, text),
-        PgType::Timestamp => datetime::order_key(OrderKind::Timestamp, text),
-        PgType::TimestampTz => datetime::order_key(OrderKind::TimestampTz, text),
-        _ => None,
     }
 }
 

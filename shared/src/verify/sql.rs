@@ -11,7 +11,7 @@ use super::rowtext;
 use super::table::{Agg, Entry, StatKind, TablePlan, stat_kind};
 use crate::ddl::ident;
 use crate::error::{Error, Result};
-use crate::pages::{PageSizing, Reader};
+use crate::pages::{PageSizing, Pager, Reader};
 use std::collections::HashMap;
 
 /// Session settings under which `::text` prints canonical texts, each on DSQL's list of
@@ -174,12 +174,8 @@ struct Running {
     bounds: Vec<[Option<String>; 2]>,
 }
 
-/// The table's aggregates, page by page.
-pub async fn aggregate(
-    reader: &mut Reader<'_>,
-    plan: &TablePlan,
-    sizing: PageSizing,
-) -> Result<Agg> {
+/// The aggregates of the rows `pager` walks (the table's, or a key range's), page by page.
+pub async fn aggregate(reader: &mut Reader<'_>, plan: &TablePlan, pager: &Pager) -> Result<Agg> {
     let what = format!("verify {}: aggregate scan", plan.target);
     let stat_cols: Vec<usize> = (0..plan.cols.len())
         .filter(|&i| stat_kind(&plan.cols[i].ty).is_some())
@@ -193,7 +189,7 @@ pub async fn aggregate(
     let ncols = plan.cols.len();
     reader
         .pages(
-            &plan.pager(sizing),
+            pager,
             &what,
             Some(&sql),
             &mut state,

@@ -120,6 +120,20 @@ impl TablePlan {
     }
 }
 
+/// The order key of a canonical text of a stat column (an integer's value; a date's or time's
+/// position), `None` when the text is not one of the type.
+pub fn order_key(ty: &PgType, text: &str) -> Option<i128> {
+    use super::expect::datetime::{self, OrderKind};
+    match ty {
+        PgType::SmallInt | PgType::Integer | PgType::BigInt => text.parse().ok(),
+        PgType::Date => datetime::order_key(OrderKind::Date, text),
+        PgType::Time => datetime::order_key(OrderKind::Time, text),
+        PgType::Timestamp => datetime::order_key(OrderKind::Timestamp, text),
+        PgType::TimestampTz => datetime::order_key(OrderKind::TimestampTz, text),
+        _ => None,
+    }
+}
+
 /// Which columns get sum / min / max: integers (all three), dates and times (min, max).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatKind {
@@ -137,8 +151,9 @@ pub fn stat_kind(t: &PgType) -> Option<StatKind> {
     }
 }
 
-/// Per-table aggregates, on either side.
-#[derive(Debug, Clone)]
+/// Per-table aggregates, on either side. Serialised as a verify part of the pipeline
+/// ([`super::parts`]): every field adds up over any split of a table's rows.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Agg {
     pub rows: u64,
     pub nulls: Vec<u64>,
@@ -174,6 +189,56 @@ impl Agg {
         }
     }
 
+    /// Adds `o`'s counts and folds its sums, minimums and maximums into this one's: the
+    /// aggregates of the union of both row sets. Minimums and maximums are compared by the
+    /// order of their canonical texts ([`order_key`]).
+    pub fn absorb(&mut self, o: &Agg, plan: &TablePlan) -> Result<()> {
+        if o.nulls.len() != plan.cols.len() || o.buckets.len() != self.buckets.len() {
+            return Err(Error::Usage(format!(
+                "verify {}: a part has {} columns and {} buckets, the table {} and {}",
+                plan.source,
+                o.nulls.len(),
+                o.buckets.len(),
+                plan.cols.len(),
+                self.buckets.len()
+            )));
+        }
+        self.merge(o);
+        for (i, c) in plan.cols.iter().enumerate() {
+            let Some(kind) = stat_kind(&c.ty) else {
+                continue;
+            };
+            let [sum, min, max] = &o.stat_texts[i];
+            let (Some(min), Some(max)) = (min, max) else {
+                continue;
+            };
+            let mine = &mut self.stat_texts[i];
+            let key = |t: &str| {
+                order_key(&c.ty, t).ok_or_else(|| {
+                    Error::Usage(format!(
+                        "verify {}: {t:?} of column {} has no order as {}",
+                        plan.source, c.name, c.ty
+                    ))
+                })
+            };
+            if mine[1].is_none() {
+                *mine = o.stat_texts[i].clone();
+                continue;
+            }
+            if kind == StatKind::Int {
+                let add = |t: &Option<String>| t.as_deref().map_or(Ok(0), key);
+                mine[0] = Some((add(&mine[0])? + add(sum)?).to_string());
+            }
+            if key(min)? < key(mine[1].as_deref().unwrap_or(min))? {
+                mine[1] = Some(min.clone());
+            }
+            if key(max)? > key(mine[2].as_deref().unwrap_or(max))? {
+                mine[2] = Some(max.clone());
+            }
+        }
+        Ok(())
+    }
+
     /// True when count, null counts, fingerprint, sums, minimums and maximums are equal.
     pub fn matches(&self, o: &Agg) -> bool {
         self.rows == o.rows
@@ -190,4 +255,62 @@ pub struct Entry {
     pub old_key: Option<String>,
     pub hash: u64,
     pub texts: Vec<Option<String>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> TablePlan {
+        let col = |name: &str, ty: PgType| Col {
+            name: name.into(),
+            ty,
+        };
+        TablePlan {
+            source: "public.t".into(),
+            target: "public.t".into(),
+            qualified: "\"public\".\"t\"".into(),
+            cols: vec![
+                col("n", PgType::BigInt),
+                col("d", PgType::Date),
+                col("s", PgType::Text),
+            ],
+            key: vec![0],
+            has_primary_key: true,
+            keep_old: None,
+        }
+    }
+
+    fn part(rows: u64, n: [&str; 3], d: [&str; 2]) -> Agg {
+        let mut a = Agg::new(3);
+        a.rows = rows;
+        a.nulls = vec![0, 1, rows];
+        a.sum = rows.wrapping_mul(u64::MAX / 3);
+        a.buckets[7] = (rows, a.sum);
+        a.stat_texts[0] = n.map(|t| Some(t.to_string()));
+        a.stat_texts[1] = [None, Some(d[0].into()), Some(d[1].into())];
+        a
+    }
+
+    #[test]
+    fn parts_absorb_into_the_aggregates_of_their_union() {
+        let plan = plan();
+        let mut whole = Agg::new(3);
+        let a = part(2, ["19", "9", "10"], ["2020-01-10", "2021-03-01"]);
+        let b = part(3, ["-4", "-7", "3"], ["1999-12-31", "2020-01-09"]);
+        for p in [&Agg::new(3), &a, &Agg::new(3), &b] {
+            whole.absorb(p, &plan).unwrap();
+        }
+        assert_eq!((whole.rows, whole.nulls.clone()), (5, vec![0, 2, 5]));
+        assert_eq!(whole.sum, a.sum.wrapping_add(b.sum));
+        assert_eq!(whole.buckets[7], (5, a.sum.wrapping_add(b.sum)));
+        // By value, not by text: "-7" < "9" and "10" > "3", though "10" < "3" as text.
+        let texts = |i: usize| whole.stat_texts[i].clone().map(|t| t.unwrap_or_default());
+        assert_eq!(texts(0), ["15", "-7", "10"]);
+        assert_eq!(texts(1), ["", "1999-12-31", "2021-03-01"]);
+        assert_eq!(whole.stat_texts[2], [None, None, None]);
+        // A part of another shape is refused, naming the table.
+        let e = whole.absorb(&Agg::new(2), &plan).unwrap_err();
+        assert!(e.to_string().contains("public.t"), "{e}");
+    }
 }

@@ -10,14 +10,16 @@
 
 use snap2dsql::convert::print;
 use snap2dsql::export::Export;
-use snap2dsql::mapping::Mapping;
+use snap2dsql::mapping::{Mapping, Rewrite};
 use snap2dsql::target::Target;
 use snap2dsql::types::PgType;
 use snap2dsql::verify::{
     DiffKind, Difference, Status, VerifyOptions, VerifyReport, prepare_session, verify,
 };
-use snap2dsql_tests::{connect, db_name, export_and_plan, load_fresh, pg};
+use snap2dsql_tests::{connect, db_name, export_and_plan, export_and_plan_with, load_fresh, pg};
 use std::sync::Arc;
+
+mod in_parts;
 
 /// Values of one type: Rust's canonical text of `send(v)` == `v::text`. Returns how many.
 async fn check(c: &tokio_postgres::Client, ty: &str, send: &str, values: &str) -> usize {
