@@ -641,14 +641,21 @@ async fn wide_rows_load_under_dsqls_10_mib_which_would_trip() {
 /// A storefront with one orphan order (id 7 -> customer 999999), the FK dropped, planned from
 /// the schema as it was before (so customer_id is a rewritten reference).
 async fn orphan_fixture(prefix: &str, on_orphan: OnOrphan) -> Fixture {
+    orphan_fixture_with(prefix, on_orphan, "").await
+}
+
+/// [`orphan_fixture`], with `more` SQL run on the source before the export.
+async fn orphan_fixture_with(prefix: &str, on_orphan: OnOrphan, more: &str) -> Fixture {
     let url = storefront_db(prefix, 300, 3_000);
     let schema = SourceSchema::from_postgres(&connect(&url).await, "source")
         .await
         .unwrap();
     pg().psql(
         db_name(&url),
-        "ALTER TABLE sales.orders DROP CONSTRAINT orders_customer_id_fkey;
-         UPDATE sales.orders SET customer_id = 999999 WHERE id = 7;",
+        &format!(
+            "ALTER TABLE sales.orders DROP CONSTRAINT orders_customer_id_fkey;
+             UPDATE sales.orders SET customer_id = 999999 WHERE id = 7; {more}"
+        ),
     );
     let mut f = Fixture::new(&url, Some(schema), 2_000, 500).await;
     let orders = f
@@ -749,6 +756,86 @@ async fn orphan_fail_stops_before_anything_is_written() {
         let n = scalar(&db, &format!("SELECT count(*) FROM {TARGET}.{table}")).await;
         assert_eq!(n, 0, "{TARGET}.{table}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_orphan_scan_by_spilled_partitions_finds_what_the_in_memory_scan_finds() {
+    use snap2dsql::load::orphans::{BYTES_PER_KEY, Budget, scan_with};
+    // 31 orphan orders (id 7, and every 97th order to a customer that never existed) and a
+    // few NULL references, which are not orphans.
+    let f = orphan_fixture_with(
+        "load_orphan_spill",
+        OnOrphan::Null,
+        "UPDATE sales.orders SET customer_id = 1000000 + id WHERE id % 97 = 0;
+         UPDATE sales.orders SET customer_id = NULL WHERE id % 101 = 0;",
+    )
+    .await;
+    let source = connect(&f.url).await;
+    let expected = scalar(
+        &source,
+        "SELECT count(*) FROM sales.orders o WHERE o.customer_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM sales.customers c WHERE c.id = o.customer_id)",
+    )
+    .await;
+    assert_eq!(expected, 31);
+    let spill_dir = tempfile::tempdir().unwrap();
+    // 2 KiB holds 64 keys: the 300 customers' keys go to 10 partitions on disk.
+    let tiny = Budget {
+        memory_bytes: 2_048,
+        spill_dir: spill_dir.path().to_path_buf(),
+    };
+    let (whole, whole_reports, whole_stats) = scan_with(&f.export, &f.mapping, &Budget::default())
+        .await
+        .unwrap();
+    let (parts, parts_reports, parts_stats) =
+        scan_with(&f.export, &f.mapping, &tiny).await.unwrap();
+    assert_eq!(whole_stats.partitions, 1);
+    assert_eq!(whole_stats.max_keys_in_memory, 300);
+    assert!(parts_stats.partitions >= 8, "{parts_stats:?}");
+    assert!(
+        parts_stats.max_keys_in_memory * BYTES_PER_KEY <= tiny.memory_bytes,
+        "{parts_stats:?}"
+    );
+    eprintln!(
+        "orphan scan: whole {whole_stats:?}; in 2 KiB: {parts_stats:?} ({} bytes of keys at most)",
+        parts_stats.max_keys_in_memory * BYTES_PER_KEY
+    );
+    // The same orphan values, counts and example rows; the spill files are gone.
+    assert_eq!(parts, whole);
+    let json = |r: &Vec<OrphanReport>| serde_json::to_value(r).unwrap();
+    assert_eq!(json(&parts_reports), json(&whole_reports));
+    assert_eq!(whole_reports.len(), 1);
+    assert_eq!(whole_reports[0].count as i64, expected);
+    assert_eq!(whole_reports[0].examples.len(), 20);
+    let values = &whole[&("sales.orders".to_string(), "customer_id".to_string())];
+    assert_eq!(values.len(), 31);
+    assert!(values.contains(&999_999) && values.contains(&(1_000_000 + 97)));
+    assert_eq!(std::fs::read_dir(spill_dir.path()).unwrap().count(), 0);
+
+    // on_orphan = "fail": both stop at the same first orphan row.
+    let mut failing = f.mapping.clone();
+    for t in &mut failing.tables {
+        for c in &mut t.columns {
+            if c.on_orphan.is_some() {
+                c.on_orphan = Some(OnOrphan::Fail);
+            }
+        }
+    }
+    let first = |r: snap2dsql::error::Result<_>| match r {
+        Err(Error::Orphan {
+            location, value, ..
+        }) => (location, value),
+        Err(e) => panic!("expected an orphan, got {e}"),
+        Ok(_) => panic!("expected an orphan"),
+    };
+    let whole_first = first(
+        scan_with(&f.export, &failing, &Budget::default())
+            .await
+            .map(|_| ()),
+    );
+    let parts_first = first(scan_with(&f.export, &failing, &tiny).await.map(|_| ()));
+    assert_eq!(whole_first, parts_first);
+    assert_eq!(whole_first.1, "999999");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
