@@ -201,7 +201,12 @@ impl RunState {
         }
         // Every chunk opens at least one writer: a max_concurrency DSQL refuses even then is
         // refused here, before anything loads (load-chunk checks it with its own connections).
-        crate::estimate::check_connections(self.max_concurrency, 1)?;
+        crate::estimate::check_connections(self.max_concurrency, 1).map_err(|e| {
+            super::failure::StepError::fatal(format!(
+                "max_concurrency = {} is refused even at one connection a chunk: {e}",
+                self.max_concurrency
+            ))
+        })?;
         if self.chunk_timeout_seconds == 0 || self.chunk_timeout_seconds > MAX_CHUNK_TIMEOUT_SECONDS
         {
             return Err(super::failure::StepError::fatal(format!(
@@ -348,6 +353,39 @@ mod tests {
         assert_eq!(e.error_type, super::super::failure::FATAL);
         assert!(
             e.message.contains("1002 new DSQL connections"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message
+                .starts_with("max_concurrency = 501 is refused even at one connection"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[tokio::test]
+    async fn load_chunk_refuses_an_item_past_dsqls_limits_before_any_call() {
+        // S3 and the target on a port nothing listens on: the refusal comes first.
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        let s3 = aws_sdk_s3::Client::from_conf(conf);
+        let target = crate::target::Target::parse("postgres://admin@127.0.0.1:9/postgres")
+            .await
+            .unwrap();
+        let mut item: ChunkItem = serde_json::from_str(&fixture("load-chunk-input.json")).unwrap();
+        // 200 chunks x (4 writers + 1) = 1,000: allowed; 201 is not.
+        item.max_concurrency = Some(201);
+        let options = crate::load::LoadOptions::default();
+        let e = super::super::steps::load_chunk(&s3, &target, &options, &item)
+            .await
+            .unwrap_err();
+        assert_eq!(e.error_type, super::super::failure::FATAL);
+        assert!(
+            e.message.contains("1005 new DSQL connections"),
             "{}",
             e.message
         );
