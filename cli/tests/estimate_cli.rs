@@ -1,7 +1,7 @@
 //! `snap2dsql plan --estimate` end to end: a stated size printed with its figures, knobs past
 //! DSQL's connection limits refused with exit 2, and an export's own footers sized exactly.
 
-use snap2dsql_tests::{db_name, pg};
+use snap2dsql_tests::{db_name, pg, standin};
 use std::process::Command;
 
 const STOREFRONT: &str = include_str!("../../scripts/storefront.sql");
@@ -110,4 +110,30 @@ fn an_exports_footers_give_the_exact_chunks() {
     assert_eq!(e["chunks"], 4);
     assert_eq!(e["verify_items"], 2);
     assert_eq!(e["size"]["tables"], 2);
+
+    // `run` refuses the same knobs before it loads a row.
+    let standin = standin::Thread::start_with(|_| {});
+    let dst = standin.db("estdst");
+    let (code, out, err) = snap2dsql(&[
+        "run",
+        "--export",
+        export,
+        "--target",
+        &dst,
+        "--create-tables",
+        "--parallel-chunks",
+        "300",
+        "--concurrency",
+        "4",
+    ]);
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains(
+            "300 chunks at once x (4 writers + 1 ledger read) = 1500 new DSQL connections"
+        ),
+        "{err}"
+    );
+    // The tables were prepared (that comes first), and no batch was committed.
+    let rows = pg().psql(db_name(&dst), "SELECT count(*) FROM snap2dsql.ledger");
+    assert_eq!(rows.trim(), "0");
 }
