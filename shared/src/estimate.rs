@@ -191,15 +191,22 @@ pub struct Connections {
     pub burst: u64,
 }
 
+impl Connections {
+    /// What `parallel_chunks` chunks of `connections` writers each open.
+    pub fn of(parallel_chunks: u64, connections: u64) -> Connections {
+        Connections {
+            peak: parallel_chunks.saturating_mul(connections),
+            burst: parallel_chunks.saturating_mul(connections.saturating_add(1)),
+        }
+    }
+}
+
 /// Refuses `parallel_chunks × connections` past DSQL's connection limits: more than
 /// [`DSQL_MAX_CONNECTIONS`] open, or a start that opens more than [`DSQL_NEW_CONNECTION_BURST`]
 /// at once (DSQL refills new connections at [`DSQL_NEW_CONNECTIONS_PER_SECOND`] a second, so a
 /// larger start is refused with 53400 and connects time out).
 pub fn check_connections(parallel_chunks: u64, connections: u64) -> Result<Connections> {
-    let c = Connections {
-        peak: parallel_chunks.saturating_mul(connections),
-        burst: parallel_chunks.saturating_mul(connections.saturating_add(1)),
-    };
+    let c = Connections::of(parallel_chunks, connections);
     if c.peak > DSQL_MAX_CONNECTIONS {
         return Err(Error::Usage(format!(
             "{parallel_chunks} chunks at once x {connections} connections each = {} open DSQL connections, past DSQL's {DSQL_MAX_CONNECTIONS} a cluster: lower max_concurrency (--parallel-chunks) or the connections per chunk (LOAD_CONNECTIONS, --concurrency)",
@@ -258,18 +265,10 @@ const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 pub fn estimate(size: &Size, knobs: &Knobs, prices: &Prices) -> Estimate {
     let chunks = size.chunks();
     let verify_items = size.tables.max(size.rows.div_ceil(VERIFY_ITEM_ROWS));
-    let (connections, refused) = match check_connections(knobs.parallel_chunks, knobs.connections) {
-        Ok(c) => (c, None),
-        Err(e) => (
-            Connections {
-                peak: knobs.parallel_chunks.saturating_mul(knobs.connections),
-                burst: knobs
-                    .parallel_chunks
-                    .saturating_mul(knobs.connections.saturating_add(1)),
-            },
-            Some(e.to_string()),
-        ),
-    };
+    let connections = Connections::of(knobs.parallel_chunks, knobs.connections);
+    let refused = check_connections(knobs.parallel_chunks, knobs.connections)
+        .err()
+        .map(|e| e.to_string());
     let rate = knobs.rows_per_connection_second.max(f64::MIN_POSITIVE);
     let writers = knobs.connections.max(1) as f64;
     // Seconds of all load-chunk invocations together, and the wall clock with
