@@ -5,8 +5,8 @@
 //! orphan is the column's `on_orphan`: `fail` stops here naming the first row, `null` and `keep`
 //! load it and the report counts and lists it. Nothing is dropped silently, unlike an inner join.
 //!
-//! Memory is bounded by a [`Budget`]: a parent whose keys fit (at [`BYTES_PER_KEY`] each) is held
-//! as a hash set; a larger one (a billion-row parent) is compared by hash partitions. Its keys,
+//! Memory is bounded by a [`Budget`], for the whole scan (one parent's keys are held at a time): a
+//! parent whose keys fit (at [`BYTES_PER_KEY`] each) is held as a hash set; a larger one (a billion-row parent) is compared by hash partitions. Its keys,
 //! and each child column's values, are written to partition files on local disk (the budget's
 //! spill directory: a Lambda's `/tmp`), one partition of keys is loaded at a time and its
 //! children checked against it. The results are exact and the same either way: the orphan values
@@ -23,7 +23,7 @@ use crate::mapping::{Mapping, OnOrphan, Rewrite};
 use arrow::array::{Array, ArrayRef, Int16Array, Int32Array, Int64Array};
 use futures::StreamExt;
 use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -165,8 +165,8 @@ async fn for_each_value(
 
 /// A parent table's keys: in memory, or in hash-partition files.
 enum ParentKeys {
-    Memory(Arc<HashSet<i64>>),
-    Spilled(Arc<Partitions>),
+    Memory(HashSet<i64>),
+    Spilled(Partitions),
 }
 
 /// Values spread over `files.len()` partition files by [`partition_of`], 8 bytes each.
@@ -271,7 +271,9 @@ pub async fn scan_with(
     mapping: &Mapping,
     budget: &Budget,
 ) -> Result<(Orphans, Vec<OrphanReport>, ScanStats)> {
-    let mut parents: BTreeMap<String, ParentKeys> = BTreeMap::new();
+    // One parent's keys at a time, so the budget bounds the whole scan: kept while the next
+    // reference column has the same parent (mapping order), read again if a parent returns.
+    let mut cached: Option<(String, ParentKeys)> = None;
     let mut orphans = Orphans::new();
     let mut reports = Vec::new();
     let mut stats = ScanStats::default();
@@ -284,37 +286,39 @@ pub async fn scan_with(
             let Some(parent) = c.references.clone() else {
                 continue;
             };
-            if !parents.contains_key(&parent) {
-                let pm = mapping
-                    .table(&parent)
-                    .and_then(|p| p.key_column())
-                    .ok_or_else(|| Error::Mapping {
-                        file: "mapping".into(),
-                        reason: format!(
-                            "{}.{} references {parent}, which has no rewritten key",
-                            t.source, c.name
-                        ),
-                    })?;
-                let n = budget.partitions(table_rows(export, &parent).await?);
-                stats.partitions = stats.partitions.max(n);
-                let keys = if n == 1 {
-                    let mut set = HashSet::new();
-                    for_each_value(export, &parent, &pm.name, |_, _, _, v| {
-                        if let Some(v) = v {
-                            set.insert(v);
-                        }
-                        Ok(())
-                    })
-                    .await?;
-                    stats.max_keys_in_memory = stats.max_keys_in_memory.max(set.len());
-                    ParentKeys::Memory(Arc::new(set))
-                } else {
-                    ParentKeys::Spilled(Arc::new(
-                        spill(export, &parent, &pm.name, n, budget).await?,
-                    ))
-                };
-                parents.insert(parent.clone(), keys);
-            }
+            let keys = match cached.take() {
+                Some((p, keys)) if p == parent => keys,
+                // Another parent's keys, freed before this one's are read; or none.
+                other => {
+                    drop(other);
+                    let pm = mapping
+                        .table(&parent)
+                        .and_then(|p| p.key_column())
+                        .ok_or_else(|| Error::Mapping {
+                            file: "mapping".into(),
+                            reason: format!(
+                                "{}.{} references {parent}, which has no rewritten key",
+                                t.source, c.name
+                            ),
+                        })?;
+                    let n = budget.partitions(table_rows(export, &parent).await?);
+                    stats.partitions = stats.partitions.max(n);
+                    if n == 1 {
+                        let mut set = HashSet::new();
+                        for_each_value(export, &parent, &pm.name, |_, _, _, v| {
+                            if let Some(v) = v {
+                                set.insert(v);
+                            }
+                            Ok(())
+                        })
+                        .await?;
+                        stats.max_keys_in_memory = stats.max_keys_in_memory.max(set.len());
+                        ParentKeys::Memory(set)
+                    } else {
+                        ParentKeys::Spilled(spill(export, &parent, &pm.name, n, budget).await?)
+                    }
+                }
+            };
             let policy = c.on_orphan.unwrap_or_default();
             let mut found = Found {
                 table: t.source.clone(),
@@ -345,7 +349,7 @@ pub async fn scan_with(
                 }
                 Ok(())
             };
-            match &parents[&parent] {
+            match &keys {
                 // One pass: every value against the whole set.
                 ParentKeys::Memory(keys) => {
                     for_each_value(export, &t.source, &c.name, |file, rg, row, v| match v {
@@ -385,6 +389,7 @@ pub async fn scan_with(
                     }
                 }
             }
+            cached = Some((parent.clone(), keys));
             if found.values.is_empty() {
                 continue;
             }
