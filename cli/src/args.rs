@@ -141,16 +141,98 @@ pub struct LocalExportArgs {
     pub rows_per_row_group: usize,
 }
 
+/// `plan`'s flags: [`ExportArgs`]'s, with `--export` optional when `--estimate` states a size.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    #[command(flatten)]
-    pub export: ExportArgs,
+    /// The export: a directory, or s3://bucket/prefix/export-id (not with --estimate --rows).
+    #[arg(long, required_unless_present = "rows")]
+    pub export: Option<String>,
+    /// The database to migrate, when the export holds several.
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Source constraints: a postgres:// URL of the source, or a `pg_dump --schema-only` file.
+    /// Without it keys and references are guessed, and marked as guesses.
+    #[arg(long)]
+    pub source_schema: Option<String>,
     /// Directory for mapping.toml, ddl.sql and ddl-post-load.sql.
     #[arg(long, default_value = ".")]
     pub out: PathBuf,
     /// Print the report as JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub estimate: EstimateArgs,
+}
+
+impl PlanArgs {
+    /// The export flags, when an export is given.
+    pub fn export_args(&self) -> Option<ExportArgs> {
+        Some(ExportArgs {
+            export: self.export.clone()?,
+            database: self.database.clone(),
+            source_schema: self.source_schema.clone(),
+        })
+    }
+}
+
+/// `plan --estimate`: the size (an export's, or stated), the knobs and the assumptions.
+#[derive(Debug, Args)]
+pub struct EstimateArgs {
+    /// Print what the migration asks of DSQL and AWS, and costs, instead of planning it: for
+    /// --export (its footers), or for a stated size (--rows, --bytes, --tables). Writes nothing.
+    #[arg(long)]
+    pub estimate: bool,
+    /// Stated size: rows in all tables.
+    #[arg(long, requires_all = ["estimate", "bytes"], conflicts_with = "export")]
+    pub rows: Option<u64>,
+    /// Stated size: bytes of the export's Parquet files (a suffix KB, MB, GB, TB is 10^3..).
+    #[arg(long, requires = "rows", value_parser = parse_bytes)]
+    pub bytes: Option<u64>,
+    /// Stated size: tables (the rows and bytes are spread evenly over them).
+    #[arg(long, requires = "rows", default_value_t = 1)]
+    pub tables: u64,
+    /// Stated size: the size of the export's part files, MiB (Aurora: usually 1-10 MB).
+    #[arg(long, requires = "rows", default_value_t = snap2dsql::estimate::DEFAULT_FILE_BYTES >> 20)]
+    pub file_mib: u64,
+    /// Stated size: columns a table.
+    #[arg(long, requires = "rows", default_value_t = snap2dsql::estimate::DEFAULT_COLUMNS)]
+    pub columns: u64,
+    /// Chunks loaded at once (the pipeline's max_concurrency, LoadConcurrency).
+    #[arg(long, requires = "estimate", default_value_t = 8)]
+    pub parallel_chunks: u64,
+    /// Writer connections per chunk (LOAD_CONNECTIONS, LoadConnections).
+    #[arg(long, requires = "estimate", default_value_t = snap2dsql::load::DEFAULT_CONNECTIONS as u64)]
+    pub connections: u64,
+    /// Rows one connection commits per second (measure it with a trial chunk).
+    #[arg(long, requires = "estimate", default_value_t = snap2dsql::estimate::DEFAULT_ROWS_PER_CONNECTION_SECOND)]
+    pub rows_per_connection_second: f64,
+    /// DPUs DSQL bills per GiB loaded (EXPLAIN ANALYZE VERBOSE of one batch prints a Statement
+    /// DPU Estimate); without it the DPU cost is not estimated.
+    #[arg(long, requires = "estimate")]
+    pub dpu_per_gib: Option<f64>,
+}
+
+/// `1000000`, `1.5GB`, `1TB` (decimal units, as AWS bills).
+fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale: f64 = match unit.trim().to_ascii_uppercase().as_str() {
+        "" | "B" => 1.0,
+        "KB" => 1e3,
+        "MB" => 1e6,
+        "GB" => 1e9,
+        "TB" => 1e12,
+        other => return Err(format!("unknown unit {other:?}: use B, KB, MB, GB or TB")),
+    };
+    let n: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (e.g. 1TB, 250GB, 1000000)"))?;
+    if !(n.is_finite() && n >= 0.0) {
+        return Err(format!("{text:?} is not a size"));
+    }
+    Ok((n * scale).round() as u64)
 }
 
 #[derive(Debug, Args)]

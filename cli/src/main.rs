@@ -5,6 +5,7 @@
 //! command line or its inputs are unusable.
 
 mod args;
+mod estimate;
 mod report;
 mod run;
 mod standin;
@@ -77,9 +78,13 @@ async fn run(command: Command) -> Result<ExitCode, Error> {
             report::print_local_export(&summary, &a.out);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Plan(a) if a.estimate.estimate => estimate::run(&a).await,
         Command::Plan(a) => {
-            let export = Export::open(&a.export.export, a.export.database.as_deref()).await?;
-            let schema = match &a.export.source_schema {
+            let Some(source) = a.export_args() else {
+                return Err(Error::Usage("plan needs --export".into()));
+            };
+            let export = Export::open(&source.export, source.database.as_deref()).await?;
+            let schema = match &source.source_schema {
                 Some(s) => Some(SourceSchema::load(s).await?),
                 None => None,
             };

@@ -7,16 +7,21 @@
 //! the same export, which is what the ledger keys on.
 
 use crate::error::Result;
-use crate::export::Export;
+use crate::export::{Export, RowGroupInfo};
 use crate::mapping::Mapping;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
+use std::ops::Range;
 
 /// At most this many rows in one chunk: at DSQL's single-connection pace of a few thousand rows
 /// per second per connection and the default eight connections, about five minutes of work.
 pub const CHUNK_MAX_ROWS: u64 = 2_000_000;
 /// At most this many compressed Parquet bytes in one chunk, so reading stays a minor cost.
 pub const CHUNK_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// At most this many row groups in one chunk: the chunk item lists each one's row count
+/// (`row_group_rows`, about 10 bytes of JSON each), and a Distributed Map item must stay well
+/// under 256 KiB. 1,000 keeps the list under 20 KiB even for a file of one-row row groups.
+pub const CHUNK_MAX_ROW_GROUPS: usize = 1_000;
 
 /// One unit of loading work. This is also the state machine's Map item: keep it small.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,43 +92,75 @@ pub async fn plan_chunks_with(
         .map(|(table, f)| async move {
             let footer = export.footer(f).await?;
             crate::export::check_columns(table, &export.store.display(&f.key), &footer)?;
-            let mut chunks = Vec::new();
-            let mut start = 0;
-            while start < footer.row_groups.len() {
-                let mut end = start;
-                let (mut rows, mut bytes) = (0u64, 0u64);
-                while end < footer.row_groups.len() {
-                    let rg = footer.row_groups[end];
-                    if end > start
-                        && (rows + rg.rows > max_rows || bytes + rg.compressed_bytes > max_bytes)
-                    {
-                        break;
-                    }
-                    rows += rg.rows;
-                    bytes += rg.compressed_bytes;
-                    end += 1;
-                }
-                chunks.push(Chunk {
-                    id: format!("{}/{}#{start}-{end}", table.qualified(), f.key),
-                    table: table.qualified(),
-                    file: f.key.clone(),
-                    file_size: f.size,
-                    row_group_start: start,
-                    row_group_end: end,
-                    rows,
-                    row_group_rows: footer.row_groups[start..end]
-                        .iter()
-                        .map(|r| r.rows)
-                        .collect(),
-                });
-                start = end;
-            }
+            let chunks = split(
+                &footer.row_groups,
+                max_rows,
+                max_bytes,
+                CHUNK_MAX_ROW_GROUPS,
+            )
+            .into_iter()
+            .map(|range| Chunk {
+                id: format!(
+                    "{}/{}#{}-{}",
+                    table.qualified(),
+                    f.key,
+                    range.start,
+                    range.end
+                ),
+                table: table.qualified(),
+                file: f.key.clone(),
+                file_size: f.size,
+                rows: footer.row_groups[range.clone()]
+                    .iter()
+                    .map(|r| r.rows)
+                    .sum(),
+                row_group_rows: footer.row_groups[range.clone()]
+                    .iter()
+                    .map(|r| r.rows)
+                    .collect(),
+                row_group_start: range.start,
+                row_group_end: range.end,
+            })
+            .collect::<Vec<_>>();
             Ok::<_, crate::Error>(chunks)
         })
         .buffered(FOOTERS_IN_FLIGHT)
         .try_collect()
         .await?;
     Ok(per_file.into_iter().flatten().collect())
+}
+
+/// Cuts a file's row groups into runs of consecutive ones, each within `max_rows` rows,
+/// `max_bytes` compressed bytes and `max_groups` row groups; a single row group over a bound is
+/// a run of its own (a row group is never split).
+pub fn split(
+    row_groups: &[RowGroupInfo],
+    max_rows: u64,
+    max_bytes: u64,
+    max_groups: usize,
+) -> Vec<Range<usize>> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    while start < row_groups.len() {
+        let mut end = start;
+        let (mut rows, mut bytes) = (0u64, 0u64);
+        while end < row_groups.len() {
+            let rg = row_groups[end];
+            if end > start
+                && (rows + rg.rows > max_rows
+                    || bytes + rg.compressed_bytes > max_bytes
+                    || end - start >= max_groups)
+            {
+                break;
+            }
+            rows += rg.rows;
+            bytes += rg.compressed_bytes;
+            end += 1;
+        }
+        runs.push(start..end);
+        start = end;
+    }
+    runs
 }
 
 #[cfg(test)]
@@ -146,5 +183,43 @@ mod tests {
         assert_eq!(c.locate(9), (2, 9));
         assert_eq!(c.locate(10), (3, 0));
         assert_eq!(c.locate(29), (4, 4));
+    }
+
+    fn groups(rows: &[u64]) -> Vec<RowGroupInfo> {
+        rows.iter()
+            .map(|&r| RowGroupInfo {
+                rows: r,
+                compressed_bytes: r * 10,
+                uncompressed_bytes: r * 20,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn split_bounds_rows_bytes_and_row_groups() {
+        // Rows: 10 + 10 fit in 25, the third would make 30.
+        assert_eq!(
+            split(&groups(&[10, 10, 10, 10]), 25, u64::MAX, 100),
+            vec![0..2, 2..4]
+        );
+        // Bytes: 10 rows are 100 bytes; 250 bytes hold two groups.
+        assert_eq!(
+            split(&groups(&[10, 10, 10]), u64::MAX, 250, 100),
+            vec![0..2, 2..3]
+        );
+        // A row group over the bounds is a chunk of its own.
+        assert_eq!(
+            split(&groups(&[5, 100, 5]), 20, u64::MAX, 100),
+            vec![0..1, 1..2, 2..3]
+        );
+        // Row groups: 2,500 one-row groups in runs of at most 1,000.
+        let many = split(
+            &groups(&vec![1; 2_500]),
+            CHUNK_MAX_ROWS,
+            CHUNK_MAX_BYTES,
+            CHUNK_MAX_ROW_GROUPS,
+        );
+        assert_eq!(many, vec![0..1_000, 1_000..2_000, 2_000..2_500]);
+        assert!(split(&[], 1, 1, 1).is_empty());
     }
 }

@@ -63,6 +63,18 @@ pub enum Error {
         parent: String,
     },
 
+    /// More distinct orphan values in one reference column than the loaders are handed
+    /// ([`crate::load::orphans::MAX_ORPHAN_VALUES`]): a wrong mapping or a missing parent.
+    #[error(
+        "{table}.{column}: more than {limit} distinct orphan reference values ({distinct} found so far): too many to load as orphans; check the column's references in mapping.toml, and that the parent table is in the export"
+    )]
+    TooManyOrphans {
+        table: String,
+        column: String,
+        distinct: u64,
+        limit: u64,
+    },
+
     /// The mapping file is unreadable or inconsistent with the export.
     #[error("mapping {file}: {reason}")]
     Mapping { file: String, reason: String },
@@ -328,7 +340,9 @@ impl Error {
                 }
                 None => ErrorClass::Fatal,
             },
-            Error::Convert { .. } | Error::Orphan { .. } => ErrorClass::Data,
+            Error::Convert { .. } | Error::Orphan { .. } | Error::TooManyOrphans { .. } => {
+                ErrorClass::Data
+            }
             Error::Batch { class, .. } => *class,
             // The answer never came: the connection is replaced and the work retried; a COMMIT
             // among them is settled by reading the ledger.

@@ -5,7 +5,8 @@
 //! `<database>/<schema>.<table>/[<batch>/]part-*.parquet`. AWS promises no file naming, so every
 //! `.parquet` object under a table's folder is a part file, at any depth; `_SUCCESS` markers and
 //! other objects are ignored. [`Export::open`] reads the metadata and lists files only;
-//! [`Export::footer`] reads one file's footer (row counts, row groups, schema), never its data.
+//! [`Export::footer`] reads one file's footer (row counts, row groups, schema), never its data;
+//! [`Export::of_planned_chunks`] lists and reads nothing, for loading chunks planned earlier.
 
 use crate::error::{Error, Result};
 use crate::store::{ObjectMeta, Store};
@@ -393,6 +394,32 @@ impl Export {
             skipped,
             warnings,
         })
+    }
+
+    /// The export at `store` as its planned chunks see it, with nothing listed or read: each
+    /// [`crate::chunk::Chunk`] names its own part file (key and size) and row groups, and the
+    /// fan-out that planned them checked the export was COMPLETE and read every footer. This is
+    /// what `load-chunk` opens, so an invocation reads only its own part file (ranged GETs):
+    /// no ListObjectsV2 of the whole export per chunk. `tables` is empty and `info` holds only
+    /// the export id (the location's last segment): plan with [`Export::open`], never with this.
+    pub fn of_planned_chunks(store: Store, database: Option<&str>) -> Export {
+        let root = match &store {
+            Store::Local(path) => path.to_string_lossy().into_owned(),
+            Store::S3 { prefix, .. } => prefix.clone(),
+        };
+        let id = root.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+        Export {
+            info: ExportInfo {
+                export_task_identifier: id.to_string(),
+                status: "COMPLETE".into(),
+                ..Default::default()
+            },
+            store,
+            database: database.unwrap_or_default().to_string(),
+            tables: Vec::new(),
+            skipped: Vec::new(),
+            warnings: Vec::new(),
+        }
     }
 
     /// The table `schema.table`, if the export holds it.

@@ -13,6 +13,8 @@
 //! - [`keys`]: the deterministic UUID a rewritten integer key becomes.
 //! - [`ddl`]: target DDL for DSQL or PostgreSQL.
 //! - [`chunk`]: the export cut into units of loading work, from footers alone.
+//! - [`estimate`]: what a migration of a given size asks of DSQL and AWS, and costs
+//!   (`plan --estimate`); the one check of connections against DSQL's limits.
 //! - [`target`]: connections to PostgreSQL or DSQL (IAM token, verify-full TLS).
 //! - [`migrate`]: the steps around chunks: prepare the target, load all, post-load, count.
 //! - [`post_load`]: after the load: indexes and foreign keys (DSQL's async jobs, `sys.jobs`,
@@ -34,6 +36,7 @@ pub mod convert;
 pub mod db;
 pub mod ddl;
 pub mod error;
+pub mod estimate;
 pub mod export;
 pub mod keys;
 pub mod load;

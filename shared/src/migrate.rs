@@ -238,12 +238,15 @@ pub async fn run(
 
 /// Loads `chunks`, up to `parallel` at a time; `progress(table, rows)` gets committed rows.
 /// Stops at the first failed chunk (committed batches stay recorded: a rerun resumes).
+/// Refuses, before connecting, `parallel` × connections past DSQL's connection limits
+/// ([`crate::estimate::check_connections`]).
 pub async fn load_chunks(
     ctx: &LoadContext,
     chunks: &[Chunk],
     parallel: usize,
     progress: &(dyn Fn(&str, u64) + Sync),
 ) -> Result<Vec<ChunkOutcome>> {
+    crate::estimate::check_connections(parallel.max(1) as u64, ctx.options.connections as u64)?;
     futures::stream::iter(chunks)
         .map(|chunk| async move {
             load::load_chunk(ctx, chunk, &|rows| progress(&chunk.table, rows)).await

@@ -10,6 +10,7 @@ mod hostile;
 mod independent;
 mod load;
 mod local_export;
+mod orphans;
 mod pages;
 mod pipeline;
 mod plain_targets;

@@ -251,7 +251,8 @@ impl FanOutResult {
 
 impl RunState {
     /// Refuses waits that could poll more than [`MAX_POLLS`] times (the execution's history
-    /// limit) and chunk timeouts that are not below the load-chunk function's timeout.
+    /// limit), a `max_concurrency` past DSQL's connection limits, and chunk timeouts that are
+    /// not below the load-chunk function's timeout.
     pub fn validate(&self) -> Result<(), super::failure::StepError> {
         if self.wait_seconds > 0 {
             let polls = self.max_wait_seconds.div_ceil(self.wait_seconds);
@@ -282,6 +283,14 @@ impl RunState {
                 "chunk_rows and verify_item_rows must be at least 1",
             ));
         }
+        // Every chunk opens at least one writer: a max_concurrency DSQL refuses even then is
+        // refused here, before anything loads (load-chunk checks it with its own connections).
+        crate::estimate::check_connections(self.max_concurrency, 1).map_err(|e| {
+            super::failure::StepError::fatal(format!(
+                "max_concurrency = {} is refused even at one connection a chunk: {e}",
+                self.max_concurrency
+            ))
+        })?;
         if self.chunk_timeout_seconds == 0 || self.chunk_timeout_seconds > MAX_CHUNK_TIMEOUT_SECONDS
         {
             return Err(super::failure::StepError::fatal(format!(
@@ -305,6 +314,13 @@ pub struct ChunkItem {
     pub database: Option<String>,
     /// The task's timeout (`TimeoutSecondsPath` of `LoadChunk`).
     pub timeout_seconds: u64,
+    /// Chunks loaded at once (the execution's `max_concurrency`): `load-chunk` refuses it times
+    /// its own connections past DSQL's limits ([`crate::estimate::check_connections`]).
+    /// Absent in items written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrency: Option<u64>,
+    /// The part file (`chunk.file`, relative to `export_uri`, and its size) and row groups
+    /// this item loads: `load-chunk` reads them and lists nothing.
     pub chunk: Chunk,
 }
 
@@ -498,6 +514,7 @@ mod tests {
         assert_eq!(s.state.verify_plan.as_ref().unwrap().items, 5);
         let item: ChunkItem = round_trip("load-chunk-input.json");
         assert_eq!(item.chunk.rows, 25_000);
+        assert_eq!(item.max_concurrency, Some(8));
         let r: ChunkResult = round_trip("load-chunk-output.json");
         assert_eq!(r.rows_written + r.rows_already_committed, 25_000);
         assert_eq!(r.format, Some(crate::load::format::LoadFormat::Binary));
@@ -512,6 +529,81 @@ mod tests {
         ] {
             let _: VerifyResponse = round_trip(name);
         }
+    }
+
+    #[test]
+    fn the_largest_chunk_item_stays_far_under_the_map_item_limit() {
+        // The most row groups a chunk holds, each with the widest row count, and long names.
+        let n = crate::chunk::CHUNK_MAX_ROW_GROUPS;
+        let long = "x".repeat(1_024);
+        let item = ChunkItem {
+            export_uri: format!("s3://{long}"),
+            mapping_uri: format!("s3://{long}"),
+            orphans_uri: Some(format!("s3://{long}")),
+            database: Some(long.clone()),
+            timeout_seconds: MAX_CHUNK_TIMEOUT_SECONDS,
+            max_concurrency: Some(u64::MAX),
+            chunk: Chunk {
+                id: format!("{long}/{long}#0-{n}"),
+                table: long.clone(),
+                file: long.clone(),
+                file_size: u64::MAX,
+                row_group_start: 0,
+                row_group_end: n,
+                rows: u64::MAX,
+                row_group_rows: vec![crate::chunk::CHUNK_MAX_ROWS; n],
+            },
+        };
+        let bytes = serde_json::to_vec(&item).unwrap().len();
+        // A Distributed Map item may be 256 KiB; the list of row counts dominates.
+        assert!(bytes < 32 * 1024, "{bytes} bytes");
+    }
+
+    #[test]
+    fn a_concurrency_dsql_would_refuse_is_refused() {
+        let state = |json: &str| serde_json::from_str::<RunState>(json).unwrap();
+        assert!(state(r#"{"max_concurrency":500}"#).validate().is_ok());
+        // 501 chunks open at least 501 writers and 501 ledger reads at the start.
+        let e = state(r#"{"max_concurrency":501}"#).validate().unwrap_err();
+        assert_eq!(e.error_type, super::super::failure::FATAL);
+        assert!(
+            e.message.contains("1002 new DSQL connections"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message
+                .starts_with("max_concurrency = 501 is refused even at one connection"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[tokio::test]
+    async fn load_chunk_refuses_an_item_past_dsqls_limits_before_any_call() {
+        // S3 and the target on a port nothing listens on: the refusal comes first.
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        let s3 = aws_sdk_s3::Client::from_conf(conf);
+        let target = crate::target::Target::parse("postgres://admin@127.0.0.1:9/postgres")
+            .await
+            .unwrap();
+        let mut item: ChunkItem = serde_json::from_str(&fixture("load-chunk-input.json")).unwrap();
+        // 200 chunks x (4 writers + 1) = 1,000: allowed; 201 is not.
+        item.max_concurrency = Some(201);
+        let options = crate::load::LoadOptions::default();
+        let e = super::super::steps::load_chunk(&s3, &target, &options, &item)
+            .await
+            .unwrap_err();
+        assert_eq!(e.error_type, super::super::failure::FATAL);
+        assert!(
+            e.message.contains("1005 new DSQL connections"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

@@ -188,6 +188,7 @@ pub async fn fan_out(
             orphans_uri: orphans_uri.clone(),
             database: state.database.clone(),
             timeout_seconds: state.chunk_timeout_seconds,
+            max_concurrency: Some(state.max_concurrency),
             chunk: c.clone(),
         })
         .collect();
@@ -296,7 +297,8 @@ pub async fn event_skip(
     }
 }
 
-/// Loads one chunk of the Distributed Map exactly once.
+/// Loads one chunk of the Distributed Map exactly once. It reads the mapping, the orphan list
+/// (when there is one) and its own part file's footer and row groups: nothing is listed.
 ///
 /// Running twice (a Retry, a redrive, the same execution input again): the target's ledger
 /// records every committed batch in the batch's own transaction, so a second run writes only
@@ -307,7 +309,13 @@ pub async fn load_chunk(
     options: &LoadOptions,
     item: &ChunkItem,
 ) -> Result<ChunkResult, StepError> {
-    let export = open_export(s3, &item.export_uri, item.database.as_deref()).await?;
+    if let Some(parallel) = item.max_concurrency {
+        crate::estimate::check_connections(parallel, options.connections as u64)?;
+    }
+    // The item names its part file, size and row groups: the export is not listed (the
+    // function's role needs s3:GetObject on the export, not s3:ListBucket).
+    let export =
+        Export::of_planned_chunks(Store::s3(s3, &item.export_uri)?, item.database.as_deref());
     let mapping = mapping_at(s3, &item.mapping_uri).await?;
     let orphans = get_orphan_sets(s3, item.orphans_uri.as_deref()).await?;
     // A new context per invocation: the load format is decided afresh by its first batches.

@@ -6,40 +6,29 @@ use super::*;
 #[tokio::test(flavor = "multi_thread")]
 async fn a_permission_taken_out_of_the_template_fails_the_run_naming_it() {
     let _one = ONE_AT_A_TIME.lock().await;
-    // load-chunk opens the export, which lists it: without s3:ListBucket on the bucket (the
-    // defect the issue found) every chunk fails on AWS, and now here too.
+    // The fan-out opens the export, which lists it: without s3:ListBucket on the bucket it
+    // fails on AWS, and here too, naming the permission.
     let options = StackOptions {
-        removals: vec![("LoadChunkRole".into(), "s3:ListBucket".into())],
+        removals: vec![("FanOutRole".into(), "s3:ListBucket".into())],
     };
     let r = Rehearsal::new_with("pl_perm", 0.0, &[], &options).await;
-    r.place_export("manual-export").await;
-    let ended = r
-        .run(
-            "no-list",
-            serde_json::json!({
-                "export_uri": format!("s3://{BUCKET}/exports/manual-export"), "wait_seconds": 0, "index_wait_seconds": 0
-            }),
-        )
-        .await;
+    let ended = r.run_on_placed_export("no-list").await;
     assert_eq!(ended.status, "FAILED", "{ended:?}");
     let calls = r.stack.invocations();
-    // fan-out, whose role lists the bucket, got through; every load-chunk failed, fatally.
+    let fan_outs: Vec<_> = calls.iter().filter(|(n, _)| n == "fan-out").collect();
+    assert!(!fan_outs.is_empty(), "{calls:?}");
     assert!(
-        calls.iter().any(|(n, e)| n == "fan-out" && e.is_none()),
-        "{calls:?}"
-    );
-    let loads: Vec<_> = calls.iter().filter(|(n, _)| n == "load-chunk").collect();
-    assert!(!loads.is_empty(), "{calls:?}");
-    assert!(
-        loads
+        fan_outs
             .iter()
             .all(|(_, e)| e.as_deref() == Some(failure::FATAL)),
         "{calls:?}"
     );
-    // moto's Distributed Map applies no ToleratedFailurePercentage (failed children leave null
-    // results and the Map succeeds), so here the execution fails at Verify; on AWS the Map Run
-    // fails at the first failed chunk.
-    assert_verify_failed_by_mismatch(&calls);
+    assert!(
+        !calls
+            .iter()
+            .any(|(n, _)| n == "load-chunk" || n == "verify"),
+        "{calls:?}"
+    );
     let logs = r.stack.function_logs();
     assert!(
         logs.contains(&format!(
@@ -49,7 +38,37 @@ async fn a_permission_taken_out_of_the_template_fails_the_run_naming_it() {
     );
     assert!(logs.contains("ListObjectsV2"), "{logs}");
     assert!(logs.contains("AccessDenied"), "{logs}");
-    assert_eq!(r.count("sales.orders").await, 0);
+    // The fan-out stopped before it touched the target: not even the tables exist.
+    let created: bool = connect(&r.direct_url)
+        .await
+        .query_one("SELECT to_regclass('sales.orders') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!created);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn load_chunk_lists_nothing_so_its_role_needs_no_list_bucket() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    // Each chunk item names its part file, size and row groups: a load-chunk invocation reads
+    // the mapping and its own part file and lists nothing. With s3:ListBucket taken out of
+    // LoadChunkRole any ListObjectsV2 would be AccessDenied (a fatal chunk): every chunk loads.
+    let options = StackOptions {
+        removals: vec![("LoadChunkRole".into(), "s3:ListBucket".into())],
+    };
+    let r = Rehearsal::new_with("pl_nolist", 0.0, &[], &options).await;
+    let ended = r.run_on_placed_export("load-without-list").await;
+    let result = r.expect_success(&ended);
+    assert!(result.ok);
+    assert_eq!(result.rows_verified, 11_000);
+    let calls = r.stack.invocations();
+    let loads: Vec<_> = calls.iter().filter(|(n, _)| n == "load-chunk").collect();
+    assert_eq!(loads.len(), 22, "{calls:?}");
+    assert!(loads.iter().all(|(_, e)| e.is_none()), "{calls:?}");
+    let logs = r.stack.function_logs();
+    assert!(!logs.contains("AccessDenied"), "{logs}");
+    assert_eq!(r.count("sales.orders").await, 10_000);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -207,6 +207,18 @@ impl Rehearsal {
         assert!(n > 20, "uploaded {n} objects");
     }
 
+    /// Puts an export where a task run by hand would have written it, and runs execution
+    /// `name` on it (`export_uri`).
+    async fn run_on_placed_export(&self, name: &str) -> Ended {
+        self.place_export("manual-export").await;
+        let uri = format!("s3://{BUCKET}/exports/manual-export");
+        self.run(
+            name,
+            serde_json::json!({"export_uri": uri, "wait_seconds": 0, "index_wait_seconds": 0}),
+        )
+        .await
+    }
+
     async fn run(&self, name: &str, input: serde_json::Value) -> Ended {
         self.run_for(name, input, Duration::from_secs(300)).await
     }
