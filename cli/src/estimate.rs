@@ -129,7 +129,7 @@ fn print(e: &Estimate) {
         CHUNK_MAX_BYTES >> 20
     );
     println!(
-        "  verify items                {:>14}   {} rows each (VERIFY_ITEM_ROWS), at least one a table",
+        "  verify items                {:>14}   {} rows each, export side and target side, at least two a table",
         thousands(e.verify_items),
         thousands(est::VERIFY_ITEM_ROWS)
     );

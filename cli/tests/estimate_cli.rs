@@ -37,9 +37,9 @@ fn a_stated_size_is_estimated_and_knobs_past_dsqls_limits_are_refused() {
         out.contains("chunks (load-chunk items)           95,380"),
         "{out}"
     );
-    // 1e10 rows / 5,000,000 a verify item.
+    // 1e10 rows / 1,000,000 a verify part, on each side.
     assert!(
-        out.contains("verify items                         2,000"),
+        out.contains("verify items                        20,000"),
         "{out}"
     );
     assert!(

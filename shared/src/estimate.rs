@@ -33,11 +33,13 @@ pub const DEFAULT_ROWS_PER_CONNECTION_SECOND: f64 = 1_000.0;
 /// (`aurora-export.md`), and a chunk never spans two files, so for most exports the files, not
 /// [`CHUNK_MAX_ROWS`], set the number of chunks. 10 MiB is the optimistic end.
 pub const DEFAULT_FILE_BYTES: u64 = 10 * 1024 * 1024;
-/// Rows one verify item covers (one Distributed Map item of `verify`, a key range of one
-/// table): at ~10,000 rows/s of export reading and target paging, about eight minutes, inside
-/// Lambda's 15. Every table is at least one item.
-pub const VERIFY_ITEM_ROWS: u64 = 5_000_000;
-/// Rows a verify item checks per second (export read, canonicalised, target paged by key).
+/// Rows one verify item covers: the pipeline's verify parts
+/// ([`crate::verify::parts::ITEM_ROWS`]), cut on each side: every table is at least one export
+/// part (runs of whole row groups) and one target part (a key range), so a table of `n` rows is
+/// `2 x max(1, ceil(n / VERIFY_ITEM_ROWS))` items.
+pub const VERIFY_ITEM_ROWS: u64 = crate::verify::parts::ITEM_ROWS;
+/// Rows a verify item checks per second (export rows read and canonicalised, or target rows
+/// paged by key); every row is checked once on each side.
 pub const VERIFY_ROWS_PER_SECOND: f64 = 10_000.0;
 /// Seconds of a load-chunk invocation that are not writing rows: start, mapping and orphan
 /// list, footer, ledger read, connects.
@@ -264,7 +266,7 @@ const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
 /// Estimates a migration of `size` with `knobs` at `prices`.
 pub fn estimate(size: &Size, knobs: &Knobs, prices: &Prices) -> Estimate {
     let chunks = size.chunks();
-    let verify_items = size.tables.max(size.rows.div_ceil(VERIFY_ITEM_ROWS));
+    let verify_items = 2 * size.tables.max(size.rows.div_ceil(VERIFY_ITEM_ROWS));
     let connections = Connections::of(knobs.parallel_chunks, knobs.connections);
     let refused = check_connections(knobs.parallel_chunks, knobs.connections)
         .err()
@@ -282,7 +284,7 @@ pub fn estimate(size: &Size, knobs: &Knobs, prices: &Prices) -> Estimate {
     } else {
         0.0
     };
-    let item_seconds = size.rows as f64 / VERIFY_ROWS_PER_SECOND;
+    let item_seconds = 2.0 * size.rows as f64 / VERIFY_ROWS_PER_SECOND;
     let verify_seconds = item_seconds / knobs.parallel_chunks.clamp(1, verify_items.max(1)) as f64;
     let lambda_gb_seconds = chunk_seconds * LOAD_CHUNK_MEMORY_MB as f64 / 1024.0
         + item_seconds * VERIFY_MEMORY_MB as f64 / 1024.0
@@ -405,36 +407,37 @@ mod tests {
         };
         let e = estimate(&size, &knobs, &PRICES_US_EAST_1);
         assert_eq!(e.chunks, 10);
-        assert_eq!(e.verify_items, 1);
+        // One export part and one target part.
+        assert_eq!(e.verify_items, 2);
         assert_eq!(e.connections, Connections { peak: 8, burst: 10 });
         assert!(e.refused.is_none());
         // 1e6 / (500 x 4) = 500 s of writing, + 10 x 2 s overhead = 520 s; 2 at once: 260 s.
         assert!(close(e.load_seconds, 260.0), "{}", e.load_seconds);
         // 10 chunks x 5 connections over 260 s.
         assert!(close(e.new_connections_per_second, 50.0 / 260.0));
-        // Verify: 1e6 / 1e4 = 100 s, one item.
+        // Verify: 2 x 1e6 / 1e4 = 200 s over two items, 2 at once: 100 s.
         assert!(close(e.verify_seconds, 100.0));
-        // 520 s x 2 GB + 100 s x 1 GB + 60 s x 1 GB = 1,200 GB-s.
+        // 520 s x 2 GB + 200 s x 1 GB + 60 s x 1 GB = 1,300 GB-s.
         assert!(
-            close(e.lambda_gb_seconds, 1_200.0),
+            close(e.lambda_gb_seconds, 1_300.0),
             "{}",
             e.lambda_gb_seconds
         );
-        assert_eq!(e.lambda_requests, 10 + 1 + 33);
-        assert_eq!(e.state_transitions, 100 + 10 + 1);
-        assert_eq!(e.s3_gets, 40 + 10 * 5 * 2 + 2);
-        assert_eq!(e.s3_puts, 10 + 1 + 1);
-        let lambda = 1_200.0 * 0.000_013_333_4 + 44.0 / 1e6 * 0.20;
+        assert_eq!(e.lambda_requests, 10 + 2 + 33);
+        assert_eq!(e.state_transitions, 100 + 10 + 2);
+        assert_eq!(e.s3_gets, 40 + 10 * 5 * 2 + 4);
+        assert_eq!(e.s3_puts, 10 + 2 + 1);
+        let lambda = 1_300.0 * 0.000_013_333_4 + 45.0 / 1e6 * 0.20;
         assert!(close(e.cost.lambda, lambda));
-        assert!(close(e.cost.step_functions, 111.0 / 1e3 * 0.025));
-        assert!(close(e.cost.s3, 142.0 / 1e3 * 0.000_4 + 12.0 / 1e3 * 0.005));
+        assert!(close(e.cost.step_functions, 112.0 / 1e3 * 0.025));
+        assert!(close(e.cost.s3, 144.0 / 1e3 * 0.000_4 + 13.0 / 1e3 * 0.005));
         // 1e9 bytes = 0.9313 GiB x 100 DPU = 93.13 DPU x $8 / 1e6.
         let dpu = 1e9 / (1u64 << 30) as f64 * 100.0 * 8.0 / 1e6;
         assert!(close(e.cost.dsql_dpu.unwrap(), dpu));
         assert!(close(e.cost.dsql_storage_month, 0.33));
         assert!(close(
             e.cost.total,
-            lambda + 111.0 / 1e3 * 0.025 + 142.0 / 1e3 * 0.000_4 + 12.0 / 1e3 * 0.005 + dpu + 0.33
+            lambda + 112.0 / 1e3 * 0.025 + 144.0 / 1e3 * 0.000_4 + 13.0 / 1e3 * 0.005 + dpu + 0.33
         ));
     }
 

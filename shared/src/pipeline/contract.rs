@@ -470,6 +470,23 @@ mod tests {
     }
 
     #[test]
+    fn the_fixtures_states_are_valid_runs() {
+        // A fixture the validation would refuse documents a payload no execution can carry.
+        for name in [
+            "snapshot-input.json",
+            "poll-export-input.json",
+            "fan-out-input.json",
+        ] {
+            let s: StepInput = serde_json::from_str(&fixture(name)).unwrap();
+            s.state
+                .validate()
+                .unwrap_or_else(|e| panic!("{name}: {}", e.message));
+        }
+        let item: ChunkItem = serde_json::from_str(&fixture("load-chunk-input.json")).unwrap();
+        assert!(item.timeout_seconds <= MAX_CHUNK_TIMEOUT_SECONDS);
+    }
+
+    #[test]
     fn fixtures_round_trip() {
         let s: StepInput = round_trip("snapshot-input.json");
         assert_eq!(s.state.source_cluster.as_deref(), Some("storefront-prod"));
