@@ -42,11 +42,14 @@ export function includeMonitoring(scope: Construct, inputs: MonitoringInputs): c
   });
 }
 
-/** X-Ray: the write actions have no resource-level permissions (AWS requires "*"). */
-export function tracingPolicy(scope: Construct, roles: iam.IRole[]): iam.Policy {
-  return new iam.Policy(scope, 'TracingPolicy', {
-    policyName: 'xray',
-    roles,
+/**
+ * X-Ray: the write actions have no resource-level permissions (AWS requires "*"). A managed
+ * policy each role names (ManagedPolicyArns), so a role has it before its function or state
+ * machine exists.
+ */
+export function tracingPolicy(scope: Construct, roles: iam.IRole[]): iam.ManagedPolicy {
+  const policy = new iam.ManagedPolicy(scope, 'TracingPolicy', {
+    description: 'X-Ray write actions of the traced functions and state machine.',
     statements: [
       new iam.PolicyStatement({
         sid: 'XRay',
@@ -55,6 +58,8 @@ export function tracingPolicy(scope: Construct, roles: iam.IRole[]): iam.Policy 
       }),
     ],
   });
+  for (const role of roles) role.addManagedPolicy(policy);
+  return policy;
 }
 
 /**

@@ -250,7 +250,7 @@ describe('Snap2DsqlMigration props', () => {
     // The namespace is quoted in the SEARCH expressions (escaped twice: JSON text in JSON).
     assert.match(body, /\{\\+"ops\/metrics\\+",Migration\}/);
     // Every resource that takes tags carries the stack tag.
-    const untaggable = ['AWS::KMS::Alias', 'AWS::S3::BucketPolicy', 'AWS::IAM::Policy', 'AWS::SNS::Subscription', 'AWS::SNS::TopicPolicy', 'AWS::CDK::Metadata'];
+    const untaggable = ['AWS::KMS::Alias', 'AWS::S3::BucketPolicy', 'AWS::IAM::Policy', 'AWS::IAM::ManagedPolicy', 'AWS::SNS::Subscription', 'AWS::SNS::TopicPolicy', 'AWS::CDK::Metadata'];
     for (const [id, r] of Object.entries(json.Resources)) {
       if (untaggable.includes(r.Type)) continue;
       const tags = (r.Properties?.Tags ?? []) as { Key: string; Value: unknown }[];

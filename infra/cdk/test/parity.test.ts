@@ -123,6 +123,7 @@ for (const config of [DEFAULTS, EVERYTHING]) {
         'AWS::StepFunctions::StateMachine': 1,
         'AWS::CloudWatch::Dashboard': 1,
         'AWS::CloudWatch::Alarm': 13,
+        ...(trigger ? { 'AWS::IAM::ManagedPolicy': 1 } : {}),
         ...(trigger ? { 'AWS::Events::Rule': 3, 'AWS::SNS::Topic': 1, 'AWS::SNS::Subscription': 1, 'AWS::SNS::TopicPolicy': 1 } : {}),
       });
       // Every role has the boundary when one is given; every taggable resource the stack tag.
@@ -131,7 +132,7 @@ for (const config of [DEFAULTS, EVERYTHING]) {
         if (entry.type === 'AWS::IAM::Role') {
           assert.equal(p.PermissionsBoundary, trigger ? config.boundary : undefined, name);
         }
-        if (!['AWS::KMS::Alias', 'AWS::S3::BucketPolicy', 'AWS::SNS::Subscription', 'AWS::SNS::TopicPolicy'].includes(entry.type)) {
+        if (!['AWS::KMS::Alias', 'AWS::S3::BucketPolicy', 'AWS::SNS::Subscription', 'AWS::SNS::TopicPolicy', 'AWS::IAM::ManagedPolicy'].includes(entry.type)) {
           assert.equal((p.Tags as Obj | undefined)?.['snap2dsql:stack'], STACK_NAME, name);
         }
       }
@@ -148,7 +149,8 @@ for (const config of [DEFAULTS, EVERYTHING]) {
           'Allow ec2:DescribeNetworkInterfaces on *',
           'Allow ec2:DescribeSubnets on *',
         ]);
-        assert.ok(((sam.VerifyRole.value as Obj).Properties as Obj).Permissions!.toString().includes('xray:PutTraceSegments'));
+        assert.deepEqual(((sam.VerifyRole.value as Obj).Properties as Obj).ManagedPolicyArns, ['{{TracingPolicy}}']);
+        assert.ok(JSON.stringify((sam.TracingPolicy.value as Obj).Properties).includes('xray:PutTraceSegments'));
       }
       // The statements are really there to compare (one line per action and resource).
       const loadChunk = (sam.LoadChunkRole.value as Obj).Properties as Obj;
