@@ -52,7 +52,8 @@ synth() {
     -c functionsDir=test/fixtures/functions -c enableExportCompletedTrigger=true \
     -c notificationEmail=ops@example.com -c enableTracing=true \
     -c permissionsBoundaryArn=arn:aws:iam::123456789012:policy/boundary \
-    -c sourceSubnetIds=subnet-0a1b2c3d,subnet-4e5f6a7b -c sourceSecurityGroupIds=sg-0123abcd)
+    -c sourceSubnetIds=subnet-0a1b2c3d,subnet-4e5f6a7b -c sourceSecurityGroupIds=sg-0123abcd \
+    -c tags=cost-center=data)
 }
 run cdk-synth synth
 run tsc bash -c "cd $app && node_modules/.bin/tsc --noEmit -p ."

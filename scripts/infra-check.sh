@@ -129,7 +129,7 @@ if os.path.exists(asl_path):
 # the functions; PropagateTags passes it on), every role takes the optional permissions boundary,
 # and the dashboard graphs only metrics the functions print (shared/src/pipeline/metrics.rs).
 TAG = "snap2dsql:stack"
-UNTAGGABLE = {"AWS::KMS::Alias", "AWS::S3::BucketPolicy", "AWS::IAM::Policy", "AWS::IAM::RolePolicy",
+UNTAGGABLE = {"AWS::KMS::Alias", "AWS::S3::BucketPolicy", "AWS::IAM::Policy", "AWS::IAM::RolePolicy", "AWS::IAM::ManagedPolicy",
               "AWS::SNS::Subscription", "AWS::SNS::TopicPolicy", "AWS::Serverless::Function"}
 globals_tags = template.get("Globals", {}).get("Function", {}).get("Tags", {})
 if TAG not in globals_tags:

@@ -1,12 +1,14 @@
 //! `load-chunk` (state `LoadChunk`, inside the Distributed Map `LoadChunks`): load one chunk
 //! into the target exactly once, inside DSQL's limits.
 //!
-//! Prints one CloudWatch EMF line per chunk ([`snap2dsql::pipeline::metrics`]).
+//! Prints one CloudWatch EMF line per chunk ([`snap2dsql::pipeline::metrics`]), also when the
+//! chunk stops with an error after it began writing (the figures up to the stop).
 //!
 //! Running twice: the target's ledger records every committed batch, so a Retry or a redrive
 //! writes only what is missing ([`snap2dsql::pipeline::steps::load_chunk`]).
 
 use lambda_runtime::{LambdaEvent, service_fn};
+use snap2dsql::load;
 use snap2dsql::pipeline::contract::{ChunkItem, ChunkResult};
 use snap2dsql::pipeline::{Config, metrics, steps};
 use snap2dsql::target::Target;
@@ -30,7 +32,19 @@ async fn handle(
     config: &Config,
     event: LambdaEvent<ChunkItem>,
 ) -> Result<ChunkResult, Failure> {
-    let outcome = steps::load_chunk(s3, target, &config.load, &event.payload).await?;
-    metrics::emit_chunk(&outcome);
-    Ok(outcome)
+    // Boxed: the step's future is deep, and the scope around it would nest it further.
+    let step = Box::pin(steps::load_chunk(s3, target, &config.load, &event.payload));
+    let (result, stopped) = load::with_stopped_figures(step).await;
+    match result {
+        Ok(outcome) => {
+            metrics::emit_chunk(&outcome);
+            Ok(outcome)
+        }
+        Err(e) => {
+            if let Some(figures) = stopped {
+                metrics::emit_stopped_chunk(&figures, e.error_type);
+            }
+            Err(e.into())
+        }
+    }
 }

@@ -4,8 +4,8 @@
 //     [-c functionsDir=dist] [-c stackName=snap2dsql] [-c enableExportCompletedTrigger=true]
 //     [-c notificationEmail=ops@example.com] [-c enableTracing=true] [-c metricsNamespace=snap2dsql]
 //     [-c permissionsBoundaryArn=arn:aws:iam::123456789012:policy/boundary]
-//     [-c sourceSubnetIds=subnet-1,subnet-2 -c sourceSecurityGroupIds=sg-1]
-import { App, CfnOutput, Stack } from 'aws-cdk-lib';
+//     [-c sourceSubnetIds=subnet-1,subnet-2 -c sourceSecurityGroupIds=sg-1] [-c tags=cost-center=data,owner=ops]
+import { App, CfnOutput, Stack, Tags } from 'aws-cdk-lib';
 import { Snap2DsqlMigration } from '../lib';
 
 const app = new App();
@@ -24,6 +24,12 @@ const stack = new Stack(app, 'Snap2Dsql', {
   env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
 });
 const ids = (name: string) => context(name)?.split(',').filter((id) => id !== '');
+// Stack-level tags: CloudFormation adds them to every resource of the stack, as with
+// `sam deploy --tags`.
+for (const pair of ids('tags') ?? []) {
+  const [key, ...value] = pair.split('=');
+  Tags.of(stack).add(key, value.join('='));
+}
 const number = (name: string) => (context(name) === undefined ? undefined : Number(context(name)));
 const migration = new Snap2DsqlMigration(stack, 'Migration', {
   dsqlClusterEndpoint: required('dsqlClusterEndpoint'),

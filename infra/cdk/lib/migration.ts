@@ -22,7 +22,7 @@ import {
   STACK_TAG,
   includeMonitoring,
   notificationsKeyStatement,
-  sourceNetworkPolicy,
+  sourceNetworkStatements,
   tracingPolicy,
 } from './monitoring';
 import { FUNCTIONS, FunctionName, functionStatements } from './policies';
@@ -31,7 +31,7 @@ import { FUNCTIONS, FunctionName, functionStatements } from './policies';
 export const MIGRATE_ASL_PATH = path.resolve(__dirname, '../../../statemachine/migrate.asl.json');
 
 export interface Snap2DsqlMigrationProps {
-  /** Host name of the target Aurora DSQL cluster, e.g. abc123.dsql.us-east-1.on.aws (SAM: DsqlClusterEndpoint). */
+  /** Host name of the target Aurora DSQL cluster, e.g. abc123.dsql.us-east-1.on.aws, or abc123.dsql-fnh4.us-east-1.on.aws through a DSQL VPC endpoint (SAM: DsqlClusterEndpoint). */
   readonly dsqlClusterEndpoint: string;
   /** ARN of the same cluster; the functions get dsql:DbConnectAdmin on it alone (SAM: DsqlClusterArn). */
   readonly dsqlClusterArn: string;
@@ -83,11 +83,11 @@ export interface Snap2DsqlMigrationProps {
   readonly sourceSecurityGroupIds?: string[];
 }
 
-const ENDPOINT = /^[a-z0-9]+\.dsql\.[a-z0-9-]+\.on\.aws$/;
+const ENDPOINT = /^[a-z0-9]+\.dsql(-[a-z0-9]+)?\.[a-z0-9-]+\.on\.aws$/;
 const CLUSTER_ARN = /^arn:aws[a-z-]*:dsql:[a-z0-9-]+:[0-9]{12}:cluster\/[a-z0-9]+$/;
 const SOURCE_CLUSTER = /^$|^[a-zA-Z][a-zA-Z0-9-]{0,62}$/;
 const EXPORT_PREFIX = /^[a-zA-Z0-9!_.*'()-]+(\/[a-zA-Z0-9!_.*'()-]+)*$/;
-const METRICS_NAMESPACE = /^[a-zA-Z0-9._\/#:-]{1,255}$/;
+const METRICS_NAMESPACE = /^(?!AWS\/)[a-zA-Z0-9._\/#:-]{1,255}$/;
 const EMAIL = /^$|^[^@\s]+@[^@\s]+$/;
 const BOUNDARY = /^$|^arn:aws[a-z-]*:iam::[0-9]{12}:policy\/.+$/;
 
@@ -345,6 +345,14 @@ export class Snap2DsqlMigration extends Construct {
           [f.binary]: new iam.PolicyDocument({
             statements: functionStatements(f.name, { ...refs, logGroupArn: fnLogGroups[f.name].logGroupArn }),
           }),
+          // fan-out in the source's network: the ENI actions, inline so they exist with the role.
+          ...(f.name === 'FanOut' && subnets.length > 0
+            ? {
+                'source-network': new iam.PolicyDocument({
+                  statements: sourceNetworkStatements(subnets, securityGroups, refs),
+                }),
+              }
+            : {}),
         },
       });
       const fn = new lambda.Function(this, `${f.name}Function`, {
@@ -368,13 +376,12 @@ export class Snap2DsqlMigration extends Construct {
     }
     this.functions = functions;
     this.functionRoles = roles;
-    // The source's network (fan-out reads the source catalog), with the ENI actions it then needs.
+    // The source's network (fan-out reads the source catalog); the ENI actions are its role's.
     if (subnets.length > 0) {
       cfnOf(functions.FanOut).addPropertyOverride('VpcConfig', {
         SubnetIds: subnets,
         SecurityGroupIds: securityGroups,
       });
-      sourceNetworkPolicy(this, roles.FanOut);
     }
 
     // --- State machine ---------------------------------------------------------------------------
@@ -445,7 +452,7 @@ export class Snap2DsqlMigration extends Construct {
 
     // --- Monitoring (infra/monitoring.yaml), tags, boundary -----------------------------------
     if (notificationEmail !== '') {
-      this.key.addToResourcePolicy(notificationsKeyStatement());
+      this.key.addToResourcePolicy(notificationsKeyStatement(refs));
     }
     this.monitoring = includeMonitoring(this, {
       prefix,

@@ -42,11 +42,14 @@ export function includeMonitoring(scope: Construct, inputs: MonitoringInputs): c
   });
 }
 
-/** X-Ray: the write actions have no resource-level permissions (AWS requires "*"). */
-export function tracingPolicy(scope: Construct, roles: iam.IRole[]): iam.Policy {
-  return new iam.Policy(scope, 'TracingPolicy', {
-    policyName: 'xray',
-    roles,
+/**
+ * X-Ray: the write actions have no resource-level permissions (AWS requires "*"). A managed
+ * policy each role names (ManagedPolicyArns), so a role has it before its function or state
+ * machine exists.
+ */
+export function tracingPolicy(scope: Construct, roles: iam.IRole[]): iam.ManagedPolicy {
+  const policy = new iam.ManagedPolicy(scope, 'TracingPolicy', {
+    description: 'X-Ray write actions of the traced functions and state machine.',
     statements: [
       new iam.PolicyStatement({
         sid: 'XRay',
@@ -55,49 +58,59 @@ export function tracingPolicy(scope: Construct, roles: iam.IRole[]): iam.Policy 
       }),
     ],
   });
-}
-
-/**
- * The ENI actions of AWSLambdaVPCAccessExecutionRole for a function in the source's VPC: Lambda
- * creates the interfaces, so no statement can name them in advance (AWS requires "*").
- */
-export function sourceNetworkPolicy(scope: Construct, role: iam.IRole): iam.Policy {
-  const policy = new iam.Policy(scope, 'SourceNetworkPolicy', {
-    policyName: 'source-network',
-    roles: [role],
-    statements: [
-      new iam.PolicyStatement({
-        sid: 'NetworkInterfaces',
-        actions: [
-          'ec2:CreateNetworkInterface',
-          'ec2:DescribeNetworkInterfaces',
-          'ec2:DescribeSubnets',
-          'ec2:DeleteNetworkInterface',
-          'ec2:AssignPrivateIpAddresses',
-          'ec2:UnassignPrivateIpAddresses',
-        ],
-        resources: ['*'],
-      }),
-    ],
-  });
-  (policy.node.defaultChild as import('aws-cdk-lib').CfnResource).addMetadata('checkov', {
-    skip: [
-      {
-        id: 'CKV_AWS_111',
-        comment:
-          'the ENI actions take no resource Lambda could name before it creates the interface (AWSLambdaVPCAccessExecutionRole grants them on "*" too).',
-      },
-    ],
-  });
+  for (const role of roles) role.addManagedPolicy(policy);
   return policy;
 }
 
+/**
+ * The ENI actions of AWSLambdaVPCAccessExecutionRole for a function in the source's VPC, as the
+ * role's inline policy (Lambda checks them when it creates the function). Describe* take no
+ * resource (AWS requires "*"); an interface cannot be named before Lambda creates it
+ * (network-interface/* of this account and region); the subnets and groups are the given ones,
+ * in any partition, region and account (the ids are unique; a shared VPC's subnet belongs to
+ * another account).
+ */
+export function sourceNetworkStatements(
+  subnets: string[],
+  securityGroups: string[],
+  at: { partition: string; region: string; account: string },
+): iam.PolicyStatement[] {
+  const interfaces = `arn:${at.partition}:ec2:${at.region}:${at.account}:network-interface/*`;
+  return [
+    new iam.PolicyStatement({
+      sid: 'DescribeNetwork',
+      actions: ['ec2:DescribeNetworkInterfaces', 'ec2:DescribeSubnets'],
+      resources: ['*'],
+    }),
+    new iam.PolicyStatement({
+      sid: 'CreateInterfaces',
+      actions: ['ec2:CreateNetworkInterface'],
+      resources: [
+        interfaces,
+        ...subnets.map((id) => `arn:*:ec2:*:*:subnet/${id}`),
+        ...securityGroups.map((id) => `arn:*:ec2:*:*:security-group/${id}`),
+      ],
+    }),
+    new iam.PolicyStatement({
+      sid: 'ManageInterfaces',
+      actions: ['ec2:DeleteNetworkInterface', 'ec2:AssignPrivateIpAddresses', 'ec2:UnassignPrivateIpAddresses'],
+      resources: [interfaces],
+    }),
+  ];
+}
+
 /** The key policy statement that lets EventBridge and CloudWatch alarms publish to the encrypted topic. */
-export function notificationsKeyStatement(): iam.PolicyStatement {
+export function notificationsKeyStatement(at: { partition: string; region: string; account: string }): iam.PolicyStatement {
+  const prefix = (service: string) => `arn:${at.partition}:${service}:${at.region}:${at.account}`;
   return new iam.PolicyStatement({
     sid: 'NotificationsUse',
     principals: [new iam.ServicePrincipal('events.amazonaws.com'), new iam.ServicePrincipal('cloudwatch.amazonaws.com')],
     actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
     resources: ['*'],
+    // Only for this account's rules and alarms (the confused-deputy guard).
+    conditions: {
+      StringEquals: { 'aws:SourceAccount': at.account },
+      ArnLike: { 'aws:SourceArn': [`${prefix('events')}:rule/*`, `${prefix('cloudwatch')}:alarm:*`] },
+    },
   });
 }

@@ -131,11 +131,13 @@ describe('Snap2DsqlMigration with its defaults', () => {
     }
   });
 
-  test('no EventBridge rule deployed unless asked for: the notification rule is under a false condition', () => {
+  test('no EventBridge rule deployed unless asked for: the notification rules are under a false condition', () => {
     const rules = Object.values(template.findResources('AWS::Events::Rule')) as { Condition?: string }[];
-    assert.equal(rules.length, 1);
-    const condition = template.toJSON().Conditions[rules[0].Condition!];
-    assert.deepEqual(condition, { 'Fn::Not': [{ 'Fn::Equals': ['', ''] }] });
+    assert.equal(rules.length, 2);
+    for (const rule of rules) {
+      const condition = template.toJSON().Conditions[rule.Condition!];
+      assert.deepEqual(condition, { 'Fn::Not': [{ 'Fn::Equals': ['', ''] }] });
+    }
   });
 
   test('each function carries the four justified checkov skips', () => {
@@ -151,7 +153,7 @@ describe('Snap2DsqlMigration props', () => {
   test('the trigger adds the rule, its role may start only this state machine', () => {
     const { stack } = synthesize({ enableExportCompletedTrigger: true });
     const template = Template.fromStack(stack);
-    template.resourceCountIs('AWS::Events::Rule', 2);
+    template.resourceCountIs('AWS::Events::Rule', 3);
     template.hasResourceProperties('AWS::Events::Rule', {
       EventPattern: { source: ['aws.rds'], 'detail-type': ['RDS DB Cluster Snapshot Event'], detail: { EventID: ['RDS-EVENT-0164'] } },
       Targets: [Match.objectLike({ InputTransformer: Match.objectLike({ InputPathsMap: { 'detail-SourceArn': '$.detail.SourceArn' } }) })],
@@ -216,17 +218,28 @@ describe('Snap2DsqlMigration props', () => {
     const inVpc = Object.values(json.Resources).filter((r) => r.Type === 'AWS::Lambda::Function' && r.Properties!.VpcConfig);
     assert.deepEqual(inVpc.map((r) => r.Properties!.FunctionName), ['snap2dsql-test-fan-out']);
     assert.deepEqual(inVpc[0].Properties!.VpcConfig, { SubnetIds: ['subnet-0a1b2c3d'], SecurityGroupIds: ['sg-0123abcd'] });
-    template.hasResourceProperties('AWS::IAM::Policy', {
-      PolicyName: 'source-network',
-      Roles: [Match.objectLike({ Ref: Match.stringLikeRegexp('FanOutRole') })],
-    });
+    // The ENI actions are the role's own inline policy (Lambda checks them at CreateFunction),
+    // interfaces created only in the given subnet and security group.
+    const withNetwork = Object.entries(json.Resources).filter(
+      ([, r]) => r.Type === 'AWS::IAM::Role' && ((r.Properties!.Policies ?? []) as Obj[]).some((p) => p.PolicyName === 'source-network'),
+    );
+    assert.deepEqual(withNetwork.map(([id]) => /FanOutRole/.test(id)), [true]);
+    const network = ((withNetwork[0][1].Properties!.Policies as Obj[]).find((p) => p.PolicyName === 'source-network')!
+      .PolicyDocument as Obj).Statement as Obj[];
+    const create = network.find((st) => st.Action === 'ec2:CreateNetworkInterface')!;
+    assert.ok(list(create.Resource).includes('arn:*:ec2:*:*:subnet/subnet-0a1b2c3d'));
+    assert.ok(list(create.Resource).includes('arn:*:ec2:*:*:security-group/sg-0123abcd'));
+    assert.equal(list(create.Resource).length, 3);
     template.allResourcesProperties('AWS::IAM::Role', { PermissionsBoundary: boundary });
     template.resourceCountIs('AWS::CloudWatch::Alarm', 13);
     template.resourceCountIs('AWS::CloudWatch::Dashboard', 1);
     template.hasResourceProperties('AWS::SNS::Topic', { KmsMasterKeyId: Match.anyValue() });
     template.hasResourceProperties('AWS::SNS::Subscription', { Protocol: 'email', Endpoint: 'ops@example.com' });
     template.hasResourceProperties('AWS::Events::Rule', {
-      EventPattern: { source: ['aws.states'], detail: { status: ['SUCCEEDED', 'FAILED', 'TIMED_OUT', 'ABORTED'] } },
+      EventPattern: { source: ['aws.states'], detail: { status: ['SUCCEEDED'] } },
+    });
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventPattern: { source: ['aws.states'], detail: { status: ['FAILED', 'TIMED_OUT', 'ABORTED'] } },
     });
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       Namespace: 'AWS/States',
@@ -234,9 +247,10 @@ describe('Snap2DsqlMigration props', () => {
       AlarmName: { 'Fn::Sub': 'snap2dsql-test-executions-timed-out' },
     });
     const body = JSON.stringify(Object.values(template.findResources('AWS::CloudWatch::Dashboard'))[0]);
-    assert.match(body, /ops\/metrics,Migration/);
+    // The namespace is quoted in the SEARCH expressions (escaped twice: JSON text in JSON).
+    assert.match(body, /\{\\+"ops\/metrics\\+",Migration\}/);
     // Every resource that takes tags carries the stack tag.
-    const untaggable = ['AWS::KMS::Alias', 'AWS::S3::BucketPolicy', 'AWS::IAM::Policy', 'AWS::SNS::Subscription', 'AWS::SNS::TopicPolicy', 'AWS::CDK::Metadata'];
+    const untaggable = ['AWS::KMS::Alias', 'AWS::S3::BucketPolicy', 'AWS::IAM::Policy', 'AWS::IAM::ManagedPolicy', 'AWS::SNS::Subscription', 'AWS::SNS::TopicPolicy', 'AWS::CDK::Metadata'];
     for (const [id, r] of Object.entries(json.Resources)) {
       if (untaggable.includes(r.Type)) continue;
       const tags = (r.Properties?.Tags ?? []) as { Key: string; Value: unknown }[];

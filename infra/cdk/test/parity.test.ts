@@ -123,7 +123,8 @@ for (const config of [DEFAULTS, EVERYTHING]) {
         'AWS::StepFunctions::StateMachine': 1,
         'AWS::CloudWatch::Dashboard': 1,
         'AWS::CloudWatch::Alarm': 13,
-        ...(trigger ? { 'AWS::Events::Rule': 2, 'AWS::SNS::Topic': 1, 'AWS::SNS::Subscription': 1, 'AWS::SNS::TopicPolicy': 1 } : {}),
+        ...(trigger ? { 'AWS::IAM::ManagedPolicy': 1 } : {}),
+        ...(trigger ? { 'AWS::Events::Rule': 3, 'AWS::SNS::Topic': 1, 'AWS::SNS::Subscription': 1, 'AWS::SNS::TopicPolicy': 1 } : {}),
       });
       // Every role has the boundary when one is given; every taggable resource the stack tag.
       for (const [name, entry] of Object.entries(sam)) {
@@ -131,7 +132,7 @@ for (const config of [DEFAULTS, EVERYTHING]) {
         if (entry.type === 'AWS::IAM::Role') {
           assert.equal(p.PermissionsBoundary, trigger ? config.boundary : undefined, name);
         }
-        if (!['AWS::KMS::Alias', 'AWS::S3::BucketPolicy', 'AWS::SNS::Subscription', 'AWS::SNS::TopicPolicy'].includes(entry.type)) {
+        if (!['AWS::KMS::Alias', 'AWS::S3::BucketPolicy', 'AWS::SNS::Subscription', 'AWS::SNS::TopicPolicy', 'AWS::IAM::ManagedPolicy'].includes(entry.type)) {
           assert.equal((p.Tags as Obj | undefined)?.['snap2dsql:stack'], STACK_NAME, name);
         }
       }
@@ -139,8 +140,17 @@ for (const config of [DEFAULTS, EVERYTHING]) {
       assert.equal(fanOut.VpcConfig === undefined, !trigger);
       if (trigger) {
         const fanOutRole = (sam.FanOutRole.value as Obj).Properties as Obj;
-        assert.ok((fanOutRole.Permissions as string[]).includes('Allow ec2:CreateNetworkInterface on *'));
-        assert.ok(((sam.VerifyRole.value as Obj).Properties as Obj).Permissions!.toString().includes('xray:PutTraceSegments'));
+        // Interfaces are made only in the given subnets and groups; only Describe* is on "*".
+        const permissions = fanOutRole.Permissions as string[];
+        for (const id of [...config.subnets.map((s) => `subnet/${s}`), ...config.securityGroups.map((g) => `security-group/${g}`)]) {
+          assert.ok(permissions.includes(`Allow ec2:CreateNetworkInterface on arn:*:ec2:*:*:${id}`), id);
+        }
+        assert.deepEqual(permissions.filter((p) => p.startsWith('Allow ec2:') && p.endsWith(' on *')), [
+          'Allow ec2:DescribeNetworkInterfaces on *',
+          'Allow ec2:DescribeSubnets on *',
+        ]);
+        assert.deepEqual(((sam.VerifyRole.value as Obj).Properties as Obj).ManagedPolicyArns, ['{{TracingPolicy}}']);
+        assert.ok(JSON.stringify((sam.TracingPolicy.value as Obj).Properties).includes('xray:PutTraceSegments'));
       }
       // The statements are really there to compare (one line per action and resource).
       const loadChunk = (sam.LoadChunkRole.value as Obj).Properties as Obj;

@@ -325,19 +325,44 @@ pub async fn load_chunk(
     if now > reported {
         progress(now - reported);
     }
-    if let Some(e) = first_error {
-        return Err(e);
-    }
-    let orphans_loaded = produced.unwrap_or(0);
     outcome.rows_written = written.load(Ordering::Relaxed);
     outcome.batches_written = counters.batches.load(Ordering::Relaxed);
     outcome.bytes_written = counters.bytes.load(Ordering::Relaxed);
     outcome.retries = counters.retries.load(Ordering::Relaxed);
     outcome.retries_by_class = counters.retries_by_class();
-    outcome.orphans_loaded = orphans_loaded;
     outcome.seconds = started.elapsed().as_secs_f64();
     outcome.format = counters.format.get();
+    if let Some(e) = first_error {
+        // What the chunk did before it stopped (the batches it committed, the retries that
+        // exhausted it), for a caller that asked (`with_stopped_figures`).
+        let _ = STOPPED.try_with(|stopped| *stopped.borrow_mut() = Some(outcome));
+        return Err(e);
+    }
+    outcome.orphans_loaded = produced.unwrap_or(0);
     Ok(outcome)
+}
+
+tokio::task_local! {
+    /// Where [`load_chunk`] leaves the figures of a chunk that stopped with an error.
+    static STOPPED: std::cell::RefCell<Option<ChunkOutcome>>;
+}
+
+/// Runs `load` (a future that loads one chunk with [`load_chunk`], however deep inside) and
+/// returns its output with, when that chunk stopped with an error after it began writing, what
+/// it had done by then: rows and batches committed, bytes, retries by class, seconds. The
+/// error alone says why the chunk stopped; these figures say how hard it tried (`load-chunk`
+/// prints them as the chunk's metrics, so conflicts and throttles count when they exhaust a
+/// chunk). `None` after success, or when the chunk stopped before writing (its ledger unread,
+/// its table unmapped).
+pub async fn with_stopped_figures<F: std::future::Future>(
+    load: F,
+) -> (F::Output, Option<ChunkOutcome>) {
+    STOPPED
+        .scope(std::cell::RefCell::new(None), async {
+            let output = load.await;
+            (output, STOPPED.with(|stopped| stopped.borrow_mut().take()))
+        })
+        .await
 }
 
 /// The chunk's committed ranges, on a fresh connection; a lost connection or a throttle is

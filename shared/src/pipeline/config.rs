@@ -12,9 +12,10 @@
 //! | `TARGET_URL` | fan-out, load-chunk, verify | `postgres://admin@<id>.dsql.<region>.on.aws/postgres` |
 //! | `LOAD_CONNECTIONS` | load-chunk | writer connections per chunk (default 4) |
 //! | `LOAD_MAX_ATTEMPTS` | load-chunk | attempts per batch inside one invocation (default 16) |
-//! | `METRICS_NAMESPACE` | load-chunk, verify | CloudWatch namespace of the EMF metrics (default `snap2dsql`; read by [`super::metrics::namespace`]) |
+//! | `METRICS_NAMESPACE` | load-chunk, verify | CloudWatch namespace of the EMF metrics (default `snap2dsql`; not `AWS/...`; read by [`super::metrics::namespace`]) |
 
 use super::failure::StepError;
+use super::metrics;
 use crate::load::{DEFAULT_CONNECTIONS, DEFAULT_MAX_ATTEMPTS, LoadOptions};
 use crate::target::TargetOptions;
 
@@ -64,6 +65,10 @@ impl Config {
         load.validate()?;
         if load.max_attempts == 0 {
             return Err(StepError::fatal("LOAD_MAX_ATTEMPTS must be at least 1"));
+        }
+        if let Some(ns) = get(metrics::NAMESPACE_VAR) {
+            metrics::check_namespace(&ns)
+                .map_err(|why| StepError::fatal(format!("{}: {why}", metrics::NAMESPACE_VAR)))?;
         }
         let target = TargetOptions::default();
         Ok(Config {
@@ -150,5 +155,14 @@ mod tests {
         );
         assert!(config(&[("LOAD_CONNECTIONS", "0")]).is_err());
         assert!(config(&[("LOAD_MAX_ATTEMPTS", "0")]).is_err());
+    }
+
+    #[test]
+    fn a_namespace_of_aws_own_is_refused() {
+        let e = config(&[("METRICS_NAMESPACE", "AWS/Lambda")]).unwrap_err();
+        assert_eq!(e.error_type, super::super::failure::FATAL);
+        assert!(e.message.contains("METRICS_NAMESPACE"), "{}", e.message);
+        assert!(config(&[("METRICS_NAMESPACE", &"n".repeat(256))]).is_err());
+        assert!(config(&[("METRICS_NAMESPACE", "team/AWS/snap2dsql")]).is_ok());
     }
 }

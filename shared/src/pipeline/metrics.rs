@@ -15,6 +15,10 @@
 //!
 //! The namespace is `METRICS_NAMESPACE` (the templates set it), [`DEFAULT_NAMESPACE`] otherwise.
 //!
+//! A chunk that stops with an error prints its line too, without `ChunkSeconds` and with a
+//! `stopped` member naming the error: the figures up to the stop, so the conflicts and throttles
+//! that exhausted it are counted.
+//!
 //! Running twice: a retried or redriven chunk prints its line again, with the rows the first run
 //! committed under `RowsAlreadyCommitted`, so `RowsWritten` still sums to the rows loaded; a
 //! verify run again prints its lines again (a dashboard reads the latest).
@@ -151,6 +155,51 @@ impl EmfLine {
     }
 }
 
+/// Why `namespace` cannot be a CloudWatch namespace of ours, or `Ok`: 1 to 255 ASCII characters,
+/// not starting with `AWS/` (AWS's own namespaces).
+pub fn check_namespace(namespace: &str) -> Result<(), String> {
+    if namespace.is_empty() || namespace.len() > MAX_NAME || !namespace.is_ascii() {
+        return Err(format!(
+            "namespace {namespace:?} is not 1 to {MAX_NAME} ASCII characters"
+        ));
+    }
+    if namespace.starts_with("AWS/") {
+        return Err(format!("namespace {namespace:?}: AWS/ is AWS's own"));
+    }
+    Ok(())
+}
+
+/// The CloudWatch units (`MetricDatum.Unit`); EMF takes no other.
+pub const CLOUDWATCH_UNITS: [&str; 27] = [
+    "Seconds",
+    "Microseconds",
+    "Milliseconds",
+    "Bytes",
+    "Kilobytes",
+    "Megabytes",
+    "Gigabytes",
+    "Terabytes",
+    "Bits",
+    "Kilobits",
+    "Megabits",
+    "Gigabits",
+    "Terabits",
+    "Percent",
+    "Count",
+    "Bytes/Second",
+    "Kilobytes/Second",
+    "Megabytes/Second",
+    "Gigabytes/Second",
+    "Terabytes/Second",
+    "Bits/Second",
+    "Kilobits/Second",
+    "Megabits/Second",
+    "Gigabits/Second",
+    "Terabits/Second",
+    "Count/Second",
+    "None",
+];
+
 /// The namespace of this process's metrics: `METRICS_NAMESPACE`, read once.
 pub fn namespace() -> &'static str {
     static NAMESPACE: LazyLock<String> = LazyLock::new(|| {
@@ -171,6 +220,29 @@ fn now_ms() -> u64 {
 
 /// `load-chunk`'s line for one chunk outcome (a chunk is of one table).
 pub fn chunk_line(namespace: &str, outcome: &ChunkOutcome, timestamp_ms: u64) -> EmfLine {
+    let mut line = figures_line(namespace, outcome, timestamp_ms);
+    line.metrics
+        .push((CHUNK_SECONDS, Unit::Seconds, outcome.seconds));
+    line
+}
+
+/// `load-chunk`'s line for a chunk that stopped with an error (`error_type`, the step's error
+/// name): what it did before it stopped ([`crate::load::with_stopped_figures`]), so the
+/// conflicts and throttles that exhausted it count. No `ChunkSeconds`: the dashboard counts
+/// loaded chunks by it. The member `stopped` names the error.
+pub fn stopped_chunk_line(
+    namespace: &str,
+    figures: &ChunkOutcome,
+    error_type: &str,
+    timestamp_ms: u64,
+) -> EmfLine {
+    let mut line = figures_line(namespace, figures, timestamp_ms);
+    line.properties.push(("stopped", json!(error_type)));
+    line
+}
+
+/// A chunk's dimensions, its counts and its step and chunk members.
+fn figures_line(namespace: &str, outcome: &ChunkOutcome, timestamp_ms: u64) -> EmfLine {
     let r = &outcome.retries_by_class;
     let count = |name, v: u64| (name, Unit::Count, v as f64);
     EmfLine {
@@ -191,7 +263,6 @@ pub fn chunk_line(namespace: &str, outcome: &ChunkOutcome, timestamp_ms: u64) ->
             count(CONNECTION_RETRIES, r.connection),
             count(THROTTLE_RETRIES, r.throttled),
             count(EXPIRED_RETRIES, r.expired),
-            (CHUNK_SECONDS, Unit::Seconds, outcome.seconds),
         ],
         properties: vec![
             ("step", json!("load-chunk")),
@@ -294,6 +365,12 @@ pub fn emit_chunk(outcome: &ChunkOutcome) {
     chunk_line(namespace(), outcome, now_ms()).print();
 }
 
+/// Prints `load-chunk`'s line for a chunk that stopped with `error_type`, in this process's
+/// namespace.
+pub fn emit_stopped_chunk(figures: &ChunkOutcome, error_type: &str) {
+    stopped_chunk_line(namespace(), figures, error_type, now_ms()).print();
+}
+
 /// Prints `verify`'s lines for `report` in this process's namespace. Called by
 /// [`super::steps::verify`] itself, before a mismatch becomes the step's error, so a run that
 /// fails verification still prints its figures (the handler sees only the error then).
@@ -306,7 +383,9 @@ pub fn emit_verify(report: &VerifyReport) {
 /// Checks one JSON object against EMF's required structure: why it is not valid EMF, or `None`.
 /// The tests read the functions' output with it.
 pub fn emf_violation(v: &Value) -> Option<String> {
-    let root = v.as_object()?;
+    let Some(root) = v.as_object() else {
+        return Some(format!("{v} is not a JSON object"));
+    };
     let aws = root.get("_aws").and_then(Value::as_object);
     let Some(aws) = aws else {
         return Some("no _aws object".into());
@@ -318,12 +397,8 @@ pub fn emf_violation(v: &Value) -> Option<String> {
         return Some("_aws.CloudWatchMetrics is not an array".into());
     };
     for d in directives {
-        let ns = d["Namespace"].as_str().unwrap_or_default();
-        if ns.is_empty() || ns.len() > MAX_NAME {
-            return Some(format!(
-                "namespace {:?} is not 1 to 255 characters",
-                d["Namespace"]
-            ));
+        if let Err(why) = check_namespace(d["Namespace"].as_str().unwrap_or_default()) {
+            return Some(why);
         }
         let Some(sets) = d["Dimensions"].as_array() else {
             return Some("Dimensions is not an array".into());
@@ -360,6 +435,14 @@ pub fn emf_violation(v: &Value) -> Option<String> {
             }
             if !root.get(name).is_some_and(Value::is_number) {
                 return Some(format!("metric {name} has no numeric value in the root"));
+            }
+            // Unit is optional (None then), and one of CloudWatch's when given.
+            if let Some(unit) = m.get("Unit")
+                && !unit.as_str().is_some_and(|u| CLOUDWATCH_UNITS.contains(&u))
+            {
+                return Some(format!(
+                    "metric {name}: unit {unit} is not a CloudWatch unit"
+                ));
             }
         }
     }
@@ -499,13 +582,58 @@ mod tests {
         assert!(
             broken(&|v| v["_aws"]["CloudWatchMetrics"][0]["Dimensions"] = json!([many])).is_some()
         );
+        assert!(broken(&|v| *v = json!([1, 2])).is_some());
+        assert!(broken(&|v| *v = json!("line")).is_some());
+        let unit = |u: Value| {
+            move |v: &mut Value| v["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"] = u.clone()
+        };
+        assert!(broken(&unit(json!("Rows"))).is_some());
+        assert!(broken(&unit(json!(1))).is_some());
+        assert_eq!(broken(&unit(json!("Count/Second"))), None);
+        assert!(
+            broken(&|v| v["_aws"]["CloudWatchMetrics"][0]["Namespace"] = json!("AWS/Lambda"))
+                .is_some()
+        );
     }
 
     #[test]
-    fn the_namespace_defaults_to_snap2dsql() {
-        // The test process does not set METRICS_NAMESPACE.
-        if std::env::var(NAMESPACE_VAR).is_err() {
-            assert_eq!(namespace(), DEFAULT_NAMESPACE);
+    fn the_namespace_is_the_variable_or_snap2dsql() {
+        let want = std::env::var(NAMESPACE_VAR)
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_NAMESPACE.into());
+        assert_eq!(namespace(), want);
+        assert_eq!(check_namespace(DEFAULT_NAMESPACE), Ok(()));
+        assert!(check_namespace("AWS/Lambda").is_err());
+        assert!(check_namespace("").is_err());
+        assert!(check_namespace(&"n".repeat(MAX_NAME + 1)).is_err());
+    }
+
+    #[test]
+    fn every_unit_the_pipeline_uses_is_a_cloudwatch_unit() {
+        for unit in [Unit::Count, Unit::Bytes, Unit::Seconds] {
+            assert!(CLOUDWATCH_UNITS.contains(&unit.as_str()), "{unit:?}");
         }
+    }
+
+    #[test]
+    fn a_stopped_chunk_line_has_its_figures_no_duration_and_the_error() {
+        let v = stopped_chunk_line("ns1", &outcome(), "Snap2dsql.Retryable", 1).to_json();
+        assert_eq!(emf_violation(&v), None, "{v}");
+        assert_eq!(v["stopped"], "Snap2dsql.Retryable");
+        assert_eq!(v[CONFLICTS], 2.0);
+        assert_eq!(v[ROWS_WRITTEN], 2_500.0);
+        assert!(v.get(CHUNK_SECONDS).is_none());
+        let names = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .len();
+        let full = chunk_line("ns1", &outcome(), 1).to_json();
+        let full_names = full["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .len();
+        assert_eq!(names + 1, full_names);
+        assert!(full.get("stopped").is_none());
     }
 }

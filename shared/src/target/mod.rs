@@ -1,7 +1,8 @@
 //! The target database: a plain PostgreSQL URL (rehearsals, tests) or an Aurora DSQL endpoint,
 //! and how every connection to it is opened.
 //!
-//! A DSQL endpoint (`<id>.dsql.<region>.on.aws`) gets, per connection, a fresh IAM auth token
+//! A DSQL endpoint (`<id>.dsql.<region>.on.aws`, or `<id>.dsql-<suffix>.<region>.on.aws` through a
+//! DSQL VPC endpoint) gets, per connection, a fresh IAM auth token
 //! (SigV4 presigned locally by aws-sdk-dsql, 900 s lifetime: it only matters at connect time) and
 //! TLS with full verification (certificate chain and host name) against the system roots. A
 //! `postgres://` URL to any other host is used as given, without TLS. Neither tokens nor
@@ -169,11 +170,23 @@ impl std::fmt::Debug for Target {
     }
 }
 
-/// The region of a DSQL endpoint host name, if it is one.
+/// The region of a DSQL endpoint host name, if it is one: the public endpoint
+/// `<cluster-id>.dsql.<region>.on.aws`, or the one reached through an interface VPC endpoint
+/// (PrivateLink), `<cluster-id>.dsql-<suffix>.<region>.on.aws`. The IAM token is signed for
+/// the host as given, so either works.
 pub fn dsql_region(host: &str) -> Option<&str> {
     let rest = host.strip_suffix(".on.aws")?;
     let (prefix, region) = rest.rsplit_once('.')?;
-    prefix.ends_with(".dsql").then_some(region)
+    let (cluster, service) = prefix.rsplit_once('.')?;
+    let suffix_ok = match service.strip_prefix("dsql")? {
+        "" => true,
+        dashed => dashed.strip_prefix('-').is_some_and(|s| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        }),
+    };
+    (suffix_ok && !cluster.is_empty() && !region.is_empty()).then_some(region)
 }
 
 /// TLS client configuration that verifies the server's chain against the system roots and
@@ -468,5 +481,18 @@ mod tests {
         assert_eq!(dsql_region("127.0.0.1"), None);
         assert_eq!(dsql_region("db.example.com"), None);
         assert_eq!(dsql_region("x.rds.us-east-1.on.aws"), None);
+    }
+
+    #[test]
+    fn recognises_dsql_endpoints_through_privatelink() {
+        assert_eq!(
+            dsql_region("abcdefghijklmnopqrstuvwxyz.dsql-fnh4.us-east-1.on.aws"),
+            Some("us-east-1")
+        );
+        assert_eq!(dsql_region("x.dsql-.us-east-1.on.aws"), None);
+        assert_eq!(dsql_region("x.dsqlfnh4.us-east-1.on.aws"), None);
+        assert_eq!(dsql_region("x.dsql-FN.us-east-1.on.aws"), None);
+        assert_eq!(dsql_region(".dsql.us-east-1.on.aws"), None);
+        assert_eq!(dsql_region("dsql.us-east-1.on.aws"), None);
     }
 }

@@ -2,7 +2,8 @@
 //! EMF in the namespace the stack sets, and its per-table figures agree with the rows that
 //! reached the target (counted upstream of the stand-in) and the conflicts the stand-in injected;
 //! a second run after two rows were taken out prints the rows as already committed and verify's
-//! mismatch.
+//! mismatch. A chunk that runs out of attempts prints its line too, with the conflicts that
+//! stopped it.
 
 use super::{CLUSTER, ONE_AT_A_TIME, Rehearsal};
 use snap2dsql::pipeline::failure;
@@ -58,8 +59,12 @@ async fn load_chunk_and_verify_print_emf_whose_figures_agree_with_the_target() {
             assert!(metrics::ALL.contains(&m["Name"].as_str().unwrap()), "{m}");
         }
     }
+    // A chunk that stopped (none is expected at this conflict rate) is told apart by `stopped`.
     let step = |name: &str| -> Vec<&serde_json::Value> {
-        lines.iter().filter(|l| l["step"] == name).collect()
+        lines
+            .iter()
+            .filter(|l| l["step"] == name && l.get("stopped").is_none())
+            .collect()
     };
     let (loads, verifies) = (step("load-chunk"), step("verify"));
 
@@ -177,12 +182,70 @@ async fn load_chunk_and_verify_print_emf_whose_figures_agree_with_the_target() {
         .partition(|l| l.get("Table").is_some());
     let mismatches = per_table(&tables, metrics::MISMATCHES);
     let missing = per_table(&tables, metrics::MISSING_ROWS);
-    for (table, n) in &mismatches {
-        let want = if table == "sales.orders" { 2.0 } else { 0.0 };
-        assert_eq!(*n, want, "{table}: {tables:?}");
-        assert_eq!(missing[table], want, "{table}");
+    // A line for every table; the two rows taken out, on the table they came from.
+    assert!(mismatches.keys().eq(in_target.keys()), "{tables:?}");
+    assert_eq!(mismatches.get("sales.orders"), Some(&2.0), "{tables:?}");
+    assert_eq!(missing.get("sales.orders"), Some(&2.0), "{tables:?}");
+    for (table, n) in mismatches.iter().filter(|(t, _)| *t != "sales.orders") {
+        assert_eq!(*n, 0.0, "{table}: {tables:?}");
+        assert_eq!(missing[table], 0.0, "{table}");
     }
     assert_eq!(run.len(), 1, "{again:?}");
     assert_eq!(run[0][metrics::VERIFY_OK], 0.0);
     assert_eq!(run[0][metrics::TABLES_MISMATCHED], 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chunk_that_runs_out_of_attempts_prints_the_conflicts_that_stopped_it() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    // Half the commits conflict and a batch gets two attempts: about a quarter of the
+    // invocations stop with Snap2dsql.Retryable, and the state machine's Retry reruns them.
+    let env = [("METRICS_NAMESPACE", NAMESPACE), ("LOAD_MAX_ATTEMPTS", "2")];
+    let r = Rehearsal::new("pl_emf_stop", 0.5, &env).await;
+    r.place_export(&rds_id("emf-stop")).await;
+    let input = serde_json::json!({"source_cluster": CLUSTER, "wait_seconds": 0});
+    let ended = r.run("emf-stop", input).await;
+    assert!(r.expect_success(&ended).ok);
+    let logs = r.stack.function_logs();
+    let lines = emf_lines(&logs);
+    let loads: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["step"] == "load-chunk").collect();
+    let (stopped, finished): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) =
+        loads.iter().partition(|l| l.get("stopped").is_some());
+
+    // One line per invocation, failed ones included: the failures are the stopped lines.
+    let invocations = r.stack.invocations();
+    let failed = invocations
+        .iter()
+        .filter(|(n, e)| n == "load-chunk" && e.is_some())
+        .count();
+    assert!(failed > 0, "no invocation ran out of attempts: {logs}");
+    assert_eq!(stopped.len(), failed, "{logs}");
+    let succeeded = invocations
+        .iter()
+        .filter(|(n, e)| n == "load-chunk" && e.is_none())
+        .count();
+    assert_eq!(finished.len(), succeeded, "{logs}");
+    for l in &stopped {
+        assert_eq!(emf_violation(l), None, "not EMF: {l}");
+        assert_eq!(l["stopped"], failure::RETRYABLE, "{l}");
+        // It stopped on a conflict it had already retried once, and is no loaded chunk.
+        assert!(l[metrics::CONFLICTS].as_f64().unwrap() >= 1.0, "{l}");
+        assert!(l.get(metrics::CHUNK_SECONDS).is_none(), "{l}");
+        assert_eq!(l["Migration"], r.mapping.migration.id.as_str(), "{l}");
+    }
+
+    // Every conflict counted, stopped chunks' too, and no more than the stand-in failed.
+    let conflicts: f64 = per_table(&loads, metrics::CONFLICTS).values().sum();
+    let in_stopped: f64 = per_table(&stopped, metrics::CONFLICTS).values().sum();
+    let injected = r.standin.counters();
+    let injected = (injected.injected_conflicts + injected.conflicts) as f64;
+    eprintln!(
+        "EMF: {conflicts} conflicts ({in_stopped} in stopped chunks); the stand-in failed {injected} commits"
+    );
+    assert!(in_stopped >= stopped.len() as f64);
+    assert!(conflicts <= injected, "{conflicts} of {injected}");
+    // Rows written, stopped chunks' included, are the rows in the target.
+    let rows: f64 = per_table(&loads, metrics::ROWS_WRITTEN).values().sum();
+    assert_eq!(rows, 11_000.0);
 }

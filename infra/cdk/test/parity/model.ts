@@ -126,12 +126,15 @@ function normalizeTarget(name: string, target: Obj): Json {
   if (InputTransformer === undefined) return rest;
   const t = InputTransformer as Obj;
   const paths = (t.InputPathsMap ?? {}) as Record<string, string>;
-  const inText = String(t.InputTemplate).startsWith('"');
-  const text = String(t.InputTemplate).replace(/<([A-Za-z0-9_.-]+)>/g, (all, key: string) => {
+  // A template is JSON (an object, a list or a quoted string) or plain text (sent as it is).
+  const template = String(t.InputTemplate);
+  const json = /^\s*[{["]/.test(template);
+  const inText = !json || template.trimStart().startsWith('"');
+  const text = template.replace(/<([A-Za-z0-9_.-]+)>/g, (all, key: string) => {
     if (!(key in paths)) throw new Error(`${name}: InputTemplate placeholder ${all} has no InputPathsMap entry`);
     return inText ? `{{event:${paths[key]}}}` : JSON.stringify(`event:${paths[key]}`);
   });
-  return { ...rest, Input: JSON.parse(text) };
+  return { ...rest, Input: json ? JSON.parse(text) : { PlainText: text } };
 }
 
 function scalarsAsStrings(v: Json): Json {
