@@ -125,8 +125,7 @@ export function functionStatements(name: FunctionName, r: PolicyRefs): iam.Polic
     case 'LoadChunk':
       return [
         logs,
-        // Opening the export lists it (ListObjectsV2).
-        allow('ListExportBucket', ['s3:ListBucket'], [r.bucketArn]),
+        // No s3:ListBucket: each chunk item names its part file, so load-chunk lists nothing.
         allow('ReadExport', ['s3:GetObject'], [objects]),
         allow('BucketKey', ['kms:Decrypt'], [r.keyArn], viaS3),
         dsql,
