@@ -455,6 +455,15 @@ mod tests {
         assert!(parse_date("0001-02-29 BC").is_ok());
         assert_eq!(parse_date("0001-01-01"), Ok(-730485 + 366));
         assert_eq!(parse_date("10000-01-01"), Ok(2921940));
+        // The 30-day months end on the 30th (days from Python's datetime.date).
+        assert_eq!(parse_date("2024-04-30"), Ok(8886));
+        assert_eq!(parse_date("2023-11-30"), Ok(8734));
+        for bad in ["2024-04-31", "2024-06-31", "2024-09-31", "2024-11-31"] {
+            assert!(
+                parse_date(bad).unwrap_err().contains("does not exist"),
+                "{bad}"
+            );
+        }
         for bad in [
             "2023-02-29",
             "1900-02-29",
@@ -474,7 +483,10 @@ mod tests {
             let e = parse_date(bad).unwrap_err();
             assert!(e.starts_with(&format!("{bad:?} is not a")), "{bad}: {e}");
         }
-        assert!(parse_date("2024/01/01").unwrap_err().contains("YYYY-MM-DD"));
+        // Both separators are checked, each alone.
+        for bad in ["2024/01/01", "2024-01/01", "2024/01-01"] {
+            assert!(parse_date(bad).unwrap_err().contains("YYYY-MM-DD"), "{bad}");
+        }
         assert!(parse_date("0000-01-01").unwrap_err().contains("year 0"));
     }
 
@@ -495,6 +507,8 @@ mod tests {
             "12:00:00.1234567",
             "12:00:00+01",
             "",
+            "12.00:00",
+            "12:00.00",
         ] {
             assert!(parse_time(bad).is_err(), "{bad}");
         }
@@ -522,6 +536,10 @@ mod tests {
             "12:00:00 +02",
             "12:00:00+02:3",
             "12:00:00Z",
+            "12:00:00+05:60",
+            "12:00:00+05:00:60",
+            "12:00:00+05.30",
+            "12:00:00+05:30.15",
         ] {
             let e = parse_timetz(bad).unwrap_err();
             assert!(e.contains("time with time zone"), "{bad}: {e}");

@@ -359,8 +359,19 @@ mod tests {
         assert!(enc("-999.99", Some(5), Some(2)).is_ok());
         assert!(enc("NaN", Some(5), Some(2)).is_ok());
         assert!(enc("0.000", Some(1), Some(0)).is_ok());
-        // scale > precision: only tiny values fit.
-        assert!(enc("0.01", Some(2), Some(4)).is_err());
+        // scale > precision: only tiny values fit, and the message says how tiny (PostgreSQL: "must
+        // round to an absolute value less than 10^-2"); scale = precision: below 1 = 10^0.
+        let e = enc("0.01", Some(2), Some(4)).unwrap_err();
+        assert!(
+            e.contains("numeric(2,4) holds only absolute values below 10^-2"),
+            "{e}"
+        );
+        let e = enc("1.5", Some(2), Some(2)).unwrap_err();
+        assert!(
+            e.contains("numeric(2,2) holds only absolute values below 10^0"),
+            "{e}"
+        );
+        assert!(enc("0.99", Some(2), Some(2)).is_ok());
         assert!(enc("0.001", Some(2), Some(4)).is_ok());
         assert!(enc("0.0012", Some(2), Some(4)).is_ok());
         // numeric(p) means scale 0.
@@ -434,6 +445,19 @@ mod tests {
         let mut out = Vec::new();
         encode_money("-$92,233,720,368,547,758.08", None, None, &mut out).unwrap();
         assert_eq!(out, enc("-92233720368547758.08", None, None).unwrap());
+        // Without group separators, and with up to 4 fraction digits (hand-derived binaries).
+        let bare = |t: &str| {
+            let mut out = Vec::new();
+            encode_money(t, None, None, &mut out).map(|_| out)
+        };
+        assert_eq!(
+            bare("$1234.56").unwrap(),
+            bin(0, SIGN_POS, 2, &[1234, 5600])
+        );
+        assert_eq!(bare("$1.2345").unwrap(), bin(0, SIGN_POS, 4, &[1, 2345]));
+        for bad in ["$1.23456", "$1.234567"] {
+            assert!(bare(bad).unwrap_err().contains("bad fraction"), "{bad}");
+        }
         for bad in [
             "1.00", "$1,23.00", "$,123", "$1.0x", "€1.00", "($1.00", "$", "$1,2345",
         ] {

@@ -128,3 +128,82 @@ fn configure<T>(
     }
     Ok(builder)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, Int64Array, StringArray};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use parquet::arrow::ArrowWriter;
+    use parquet::file::properties::WriterProperties;
+    use std::sync::Arc;
+
+    /// A part file with columns `a` (0..9) and `b` ("b0".."b8"), three row groups of three rows.
+    fn part_file() -> tempfile::NamedTempFile {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Int64, false),
+            Field::new("b", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Int64Array::from_iter_values(0..9)),
+                Arc::new(StringArray::from_iter_values(
+                    (0..9).map(|i| format!("b{i}")),
+                )),
+            ],
+        )
+        .unwrap();
+        let file = tempfile::NamedTempFile::new().unwrap();
+        let props = WriterProperties::builder()
+            .set_max_row_group_row_count(Some(3))
+            .build();
+        let mut w = ArrowWriter::try_new(file.reopen().unwrap(), schema, Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        file
+    }
+
+    /// The `b` values [`configure`] reads from `file` with `row_groups` and the projection `[b]`.
+    fn read_b(file: &tempfile::NamedTempFile, row_groups: Vec<usize>) -> Result<Vec<String>> {
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file.reopen().unwrap()).unwrap();
+        let reader = configure(builder, "part", Some(row_groups), &["b".to_string()], 2)?
+            .build()
+            .unwrap();
+        let mut values = Vec::new();
+        for batch in reader {
+            let batch = batch.unwrap();
+            assert_eq!(batch.num_columns(), 1, "only the projected column is read");
+            assert!(batch.num_rows() <= 2, "batches are bounded");
+            let b = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap();
+            values.extend((0..b.len()).map(|i| b.value(i).to_string()));
+        }
+        Ok(values)
+    }
+
+    #[test]
+    fn configure_reads_the_named_column_of_the_selected_row_groups() {
+        let file = part_file();
+        assert_eq!(read_b(&file, vec![1]).unwrap(), ["b3", "b4", "b5"]);
+        // The last row group exists; one past it does not.
+        assert_eq!(
+            read_b(&file, vec![0, 2]).unwrap(),
+            ["b0", "b1", "b2", "b6", "b7", "b8"]
+        );
+        let e = read_b(&file, vec![3]).unwrap_err().to_string();
+        assert!(
+            e.contains("row group 3 does not exist (the file has 3)"),
+            "{e}"
+        );
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file.reopen().unwrap()).unwrap();
+        let e = configure(builder, "part", None, &["c".to_string()], 2)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("column \"c\" is not in this file"), "{e}");
+    }
+}
