@@ -154,7 +154,8 @@ async fn load_chunk_and_verify_print_emf_whose_figures_agree_with_the_target() {
         .await
         .unwrap();
     let export = format!("s3://{}/exports/{}", super::BUCKET, rds_id("emf-1"));
-    let input = serde_json::json!({"export_uri": export, "wait_seconds": 0, "index_wait_seconds": 0});
+    let input =
+        serde_json::json!({"export_uri": export, "wait_seconds": 0, "index_wait_seconds": 0});
     let ended = r.run("emf-damaged", input).await;
     let error = ended.error.as_deref();
     assert_eq!(error, Some(failure::VERIFY_MISMATCH), "{ended:?}");
@@ -203,7 +204,8 @@ async fn a_chunk_that_runs_out_of_attempts_prints_the_conflicts_that_stopped_it(
     let env = [("METRICS_NAMESPACE", NAMESPACE), ("LOAD_MAX_ATTEMPTS", "2")];
     let r = Rehearsal::new("pl_emf_stop", 0.5, &env).await;
     r.place_export(&rds_id("emf-stop")).await;
-    let input = serde_json::json!({"source_cluster": CLUSTER, "wait_seconds": 0, "index_wait_seconds": 0});
+    let input =
+        serde_json::json!({"source_cluster": CLUSTER, "wait_seconds": 0, "index_wait_seconds": 0});
     let ended = r.run("emf-stop", input).await;
     assert!(r.expect_success(&ended).ok);
     let logs = r.stack.function_logs();
