@@ -599,6 +599,7 @@ mod tests {
             Ok(parse_timestamp("0001-01-01 00:00:00 BC").unwrap())
         );
         assert_eq!(parse_timestamptz("infinity"), Ok(i64::MAX));
+        assert_eq!(parse_timestamptz("-infinity"), Ok(i64::MIN));
         assert!(
             parse_timestamptz("2024-01-05 13:45:00")
                 .unwrap_err()
