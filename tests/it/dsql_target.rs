@@ -87,6 +87,27 @@ fn index_names(mapping: &snap2dsql::mapping::Mapping) -> Vec<String> {
     v
 }
 
+/// `mapping` with a unique index `name` over sales.orders' quantity, whose values repeat: its
+/// job ends with DSQL's error.
+fn with_unique_quantity_index(
+    mapping: &snap2dsql::mapping::Mapping,
+    name: &str,
+) -> snap2dsql::mapping::Mapping {
+    let mut mapping = mapping.clone();
+    let orders = mapping
+        .tables
+        .iter_mut()
+        .find(|t| t.source == "sales.orders")
+        .unwrap();
+    orders.indexes.push(snap2dsql::mapping::IndexMapping {
+        name: name.into(),
+        columns: vec!["quantity".into()],
+        unique: true,
+        reason: None,
+    });
+    mapping
+}
+
 /// The valid indexes of the target schema, read directly from the upstream catalog.
 async fn valid_indexes(db: &tokio_postgres::Client) -> Vec<String> {
     db.query(
@@ -370,18 +391,7 @@ async fn post_load_jobs_are_submitted_polled_waited_and_adopted_on_a_rerun() {
         assert_eq!(valid_indexes(&db).await, names, "{result:?}");
 
         // A unique index over duplicate values: the job ends with DSQL's error, named.
-        let mut mapping = f.mapping.clone();
-        let orders = mapping
-            .tables
-            .iter_mut()
-            .find(|t| t.source == "sales.orders")
-            .unwrap();
-        orders.indexes.push(snap2dsql::mapping::IndexMapping {
-            name: "orders_quantity_uq".into(),
-            columns: vec!["quantity".into()],
-            unique: true,
-            reason: None,
-        });
+        let mapping = with_unique_quantity_index(&f.mapping, "orders_quantity_uq");
         let err = migrate::post_load(&target, &mapping).await.unwrap_err();
         match &err {
             Error::JobFailed {
@@ -467,18 +477,7 @@ async fn post_load_progress_builds_wave_by_wave_without_waiting_and_names_a_fail
     );
 
     // A unique index over duplicate values: a poll fails naming it, with DSQL's details.
-    let mut mapping = f.mapping.clone();
-    let orders = mapping
-        .tables
-        .iter_mut()
-        .find(|t| t.source == "sales.orders")
-        .unwrap();
-    orders.indexes.push(snap2dsql::mapping::IndexMapping {
-        name: "orders_progress_uq".into(),
-        columns: vec!["quantity".into()],
-        unique: true,
-        reason: None,
-    });
+    let mapping = with_unique_quantity_index(&f.mapping, "orders_progress_uq");
     let started = post_load::Progress::start(&target, &mapping, &opts)
         .await
         .unwrap();

@@ -136,14 +136,7 @@ impl Rehearsal {
             .send()
             .await
             .unwrap();
-        rds.create_db_cluster()
-            .db_cluster_identifier(CLUSTER)
-            .engine("aurora-postgresql")
-            .master_username("postgres")
-            .master_user_password("not-a-real-password")
-            .send()
-            .await
-            .unwrap();
+        create_source_cluster(&rds, CLUSTER).await;
         let created = sfn
             .create_state_machine()
             .name(stack.state_machine_name())
@@ -357,6 +350,18 @@ impl Rehearsal {
         let bytes = obj.body.collect().await.unwrap().into_bytes();
         serde_json::from_slice(&bytes).unwrap()
     }
+}
+
+/// An Aurora PostgreSQL cluster `id` in moto, as the pipeline's source.
+async fn create_source_cluster(rds: &aws_sdk_rds::Client, id: &str) {
+    rds.create_db_cluster()
+        .db_cluster_identifier(id)
+        .engine("aurora-postgresql")
+        .master_username("postgres")
+        .master_user_password("not-a-real-password")
+        .send()
+        .await
+        .unwrap();
 }
 
 /// The verify function's steps all succeeded but the last, which found rows missing.

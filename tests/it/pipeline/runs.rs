@@ -254,15 +254,7 @@ async fn the_snapshot_step_run_twice_finds_its_snapshot_and_adopts_its_export_ta
     use snap2dsql::pipeline::{Config, rds};
     let rds_client = snap2dsql_tests::moto().rds();
     let cluster = format!("twice-{}", std::process::id());
-    rds_client
-        .create_db_cluster()
-        .db_cluster_identifier(&cluster)
-        .engine("aurora-postgresql")
-        .master_username("postgres")
-        .master_user_password("not-a-real-password")
-        .send()
-        .await
-        .unwrap();
+    create_source_cluster(&rds_client, &cluster).await;
     let config = Config::from_lookup(|k| {
         match k {
             "EXPORT_BUCKET" => Some("twice-bucket"),
